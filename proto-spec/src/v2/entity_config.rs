@@ -1,0 +1,56 @@
+//! core/v3 EntityConfig: the part of an entity that operators (or the agent) configure.
+//! Sent to agents in `entity_config` messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::meta::ObjectMeta;
+use crate::serde_util::null_as_default;
+use crate::v2::entity::{Deregistration, Entity};
+
+/// Name an `entity_config` message carries when the backend has no stored configuration for
+/// the agent, meaning "keep using your local configuration".
+pub const ENTITY_CONFIG_NOT_FOUND: &str = "not found";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EntityConfig {
+    #[serde(deserialize_with = "null_as_default")]
+    pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "null_as_default")]
+    pub entity_class: String,
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub user: String,
+    pub subscriptions: Option<Vec<String>>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub deregister: bool,
+    #[serde(deserialize_with = "null_as_default")]
+    pub deregistration: Deregistration,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub keepalive_handlers: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub redact: Vec<String>,
+}
+
+impl EntityConfig {
+    pub fn from_entity(e: &Entity) -> Self {
+        EntityConfig {
+            metadata: e.metadata.clone(),
+            entity_class: e.entity_class.clone(),
+            user: e.user.clone(),
+            subscriptions: e.subscriptions.clone(),
+            deregister: e.deregister,
+            deregistration: e.deregistration.clone(),
+            keepalive_handlers: e.keepalive_handlers.clone(),
+            redact: e.redact.clone(),
+        }
+    }
+}

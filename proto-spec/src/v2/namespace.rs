@@ -1,0 +1,15 @@
+//! Namespace: `{"name": "..."}`, with no metadata object in core/v2.
+
+use serde::{Deserialize, Serialize};
+
+use crate::serde_util::null_as_default;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Namespace {
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub name: String,
+}
