@@ -26,7 +26,7 @@ use async_trait::async_trait;
 pub mod embedded;
 pub mod keys;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedOptions, EmbeddedStore};
 
 /// A revision of the whole store. Starts at 1 for an empty store, as etcd does.
 pub type Revision = i64;
@@ -77,7 +77,9 @@ pub struct RangeRequest {
 /// What a transaction compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompareTarget {
-    /// The key's value (a missing key never equals a value).
+    /// The key's value. A missing key fails every value comparison, `NotEqual` included, as in
+    /// etcd (which cannot tell a missing value from an empty one); compare `Version(0)` to test
+    /// for absence.
     Value(Vec<u8>),
     /// The key's version; a missing key has version 0 (so `Version(0)` = "key absent").
     Version(i64),

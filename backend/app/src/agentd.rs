@@ -1,0 +1,273 @@
+//! agentd: the agent WebSocket port (sensu-compat 5.2, proto-spec/PROTOCOL.md).
+//!
+//! The upgrade request is checked before any WebSocket exists: namespace (404), credentials
+//! (401), agent name and subscriptions (400). A session then reads frames and hands keepalives
+//! and events to the shard queues; it never processes them itself, so a slow store slows only
+//! the agents whose queues are full. A bad frame closes only its own session, with a close
+//! code and reason, and is counted.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use proto_spec::v2::entity::ENTITY_CLASS_AGENT;
+use proto_spec::v2::entity_config::ENTITY_CONFIG_NOT_FOUND;
+use proto_spec::v2::{EntityConfig, Event};
+use proto_spec::validate::{validate_name, validate_subscription};
+use proto_spec::wire::{self, FrameError, Message};
+use proto_spec::ObjectMeta;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{AuthError, Authenticator};
+use crate::eventd::{Dispatcher, Work};
+use crate::keys;
+use crate::metrics::Metrics;
+use crate::repo::Repo;
+
+#[derive(Clone)]
+pub struct AgentdState {
+    pub repo: Repo,
+    pub auth: Arc<Authenticator>,
+    pub dispatcher: Dispatcher,
+    pub metrics: Arc<Metrics>,
+    pub backend_id: String,
+    pub shutdown: CancellationToken,
+    /// Refuse sessions (503 + Retry-After) until this instant: lets a restarted backend warm
+    /// up before a reconnect storm lands on it.
+    pub serve_after: Instant,
+    pub write_timeout: Duration,
+}
+
+pub fn router(state: AgentdState) -> Router {
+    Router::new().route("/", get(upgrade)).with_state(state)
+}
+
+/// Identity of a session, fixed by the handshake.
+#[derive(Debug, Clone)]
+struct Peer {
+    namespace: String,
+    agent: String,
+}
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(serde_json::json!({ "message": message.into(), "code": code_for(status) })))
+        .into_response()
+}
+
+fn code_for(status: StatusCode) -> u32 {
+    match status {
+        StatusCode::BAD_REQUEST => 1,
+        StatusCode::NOT_FOUND => 2,
+        StatusCode::FORBIDDEN => 4,
+        StatusCode::UNAUTHORIZED => 5,
+        _ => 0,
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().trim()
+}
+
+async fn upgrade(State(state): State<AgentdState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if Instant::now() < state.serve_after {
+        let mut resp = refuse(StatusCode::SERVICE_UNAVAILABLE, "backend is starting, retry shortly");
+        resp.headers_mut().insert("Retry-After", HeaderValue::from_static("5"));
+        return resp;
+    }
+    let namespace = header(&headers, wire::HEADER_NAMESPACE).to_string();
+    let agent = header(&headers, wire::HEADER_AGENT_NAME).to_string();
+    if let Err(e) = validate_name("Sensu-AgentName", &agent) {
+        Metrics::inc(&state.metrics.handshake_invalid_total);
+        return refuse(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    let subscriptions: Vec<String> = header(&headers, wire::HEADER_SUBSCRIPTIONS)
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(e) = subscriptions.iter().find_map(|s| validate_subscription("Sensu-Subscriptions", s).err()) {
+        Metrics::inc(&state.metrics.handshake_invalid_total);
+        return refuse(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    match state.repo.exists(&keys::namespace(&namespace)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            Metrics::inc(&state.metrics.handshake_unknown_namespace_total);
+            return refuse(StatusCode::NOT_FOUND, format!("namespace {namespace:?} not found"));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Store unavailable during an agent handshake");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+        }
+    }
+    let authz = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match state.auth.authenticate_header(authz).await {
+        Ok(_) => {}
+        Err(AuthError::Repo(e)) => {
+            tracing::error!(error = %e, "Store unavailable during an agent handshake");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+        }
+        Err(e) => {
+            Metrics::inc(&state.metrics.handshake_unauthorized_total);
+            tracing::warn!(agent = %agent, namespace = %namespace, reason = %e, "Agent handshake refused");
+            return refuse(StatusCode::UNAUTHORIZED, e.to_string());
+        }
+    }
+    let peer = Peer { namespace, agent };
+    let backend_id = state.backend_id.clone();
+    let mut resp = ws
+        .max_message_size(wire::MAX_FRAME_BYTES)
+        .max_frame_size(wire::MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| session(state, peer, socket));
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&backend_id) {
+        h.insert(wire::HEADER_BACKEND_ID, v);
+    }
+    h.insert("Content-Type", HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
+    h.insert(wire::HEADER_PROTOCOL_VERSION, HeaderValue::from(wire::PROTOCOL_VERSION));
+    resp
+}
+
+async fn session(state: AgentdState, peer: Peer, mut socket: WebSocket) {
+    state.metrics.agent_sessions.fetch_add(1, Ordering::Relaxed);
+    Metrics::inc(&state.metrics.agent_sessions_total);
+    tracing::info!(agent = %peer.agent, namespace = %peer.namespace, "Agent session opened");
+    let reason = run_session(&state, &peer, &mut socket).await;
+    state.metrics.agent_sessions.fetch_sub(1, Ordering::Relaxed);
+    tracing::info!(agent = %peer.agent, namespace = %peer.namespace, reason = %reason, "Agent session closed");
+}
+
+async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -> String {
+    // The stored configuration (or "not found") goes first, as Sensu's backend does.
+    let config = match state.repo.get::<EntityConfig>(&keys::entity_config(&peer.namespace, &peer.agent)).await {
+        Ok(Some(c)) => c,
+        Ok(None) => EntityConfig {
+            metadata: ObjectMeta::new(peer.namespace.clone(), ENTITY_CONFIG_NOT_FOUND),
+            entity_class: ENTITY_CLASS_AGENT.to_string(),
+            ..Default::default()
+        },
+        Err(e) => {
+            close(socket, wire::CLOSE_POLICY_VIOLATION, "store unavailable").await;
+            return format!("store error: {e}");
+        }
+    };
+    let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
+    if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
+        return "could not send entity_config".into();
+    }
+    loop {
+        let msg = tokio::select! {
+            _ = state.shutdown.cancelled() => {
+                close(socket, wire::CLOSE_NORMAL_GOING_AWAY, "backend shutting down").await;
+                return "backend shutdown".into();
+            }
+            m = socket.recv() => m,
+        };
+        let msg = match msg {
+            None => return "connection closed".into(),
+            Some(Err(e)) => {
+                let text = e.to_string();
+                // axum surfaces tungstenite's capacity error as a read error.
+                if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+                    Metrics::inc(&state.metrics.frames_oversized_total);
+                    let err = FrameError::TooLarge { size: 0, limit: wire::MAX_FRAME_BYTES };
+                    close(socket, err.close_code(), "frame exceeds the size limit").await;
+                    return format!("oversized frame: {text}");
+                }
+                return format!("read error: {text}");
+            }
+            Some(Ok(m)) => m,
+        };
+        let data = match msg {
+            WsMessage::Binary(b) => b,
+            // Sensu agents only send binary frames; a text frame is accepted the same way.
+            WsMessage::Text(t) => axum::body::Bytes::from(t.as_str().to_owned()),
+            WsMessage::Close(_) => return "agent closed the session".into(),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+        };
+        Metrics::inc(&state.metrics.frames_received_total);
+        match wire::decode(&data) {
+            Ok(Message::Keepalive(event)) => {
+                if !submit(state, peer, *event, true).await {
+                    return "backend shutting down".into();
+                }
+            }
+            Ok(Message::Event(event)) => {
+                if !submit(state, peer, *event, false).await {
+                    return "backend shutting down".into();
+                }
+            }
+            Ok(other) => {
+                Metrics::inc(&state.metrics.frames_malformed_total);
+                let reason = format!("agents may not send {} messages", other.type_name());
+                close(socket, wire::CLOSE_PROTOCOL_ERROR, &reason).await;
+                return reason;
+            }
+            Err(e) => {
+                if matches!(e, FrameError::TooLarge { .. }) {
+                    Metrics::inc(&state.metrics.frames_oversized_total);
+                } else {
+                    Metrics::inc(&state.metrics.frames_malformed_total);
+                }
+                let reason = e.to_string();
+                tracing::warn!(agent = %peer.agent, namespace = %peer.namespace, error = %reason, "Closing agent session on a bad frame");
+                close(socket, e.close_code(), &reason).await;
+                return reason;
+            }
+        }
+    }
+}
+
+/// Bind an event to the session's identity: an agent speaks only for itself (and, for
+/// events, for proxy entities) in its own namespace.
+async fn submit(state: &AgentdState, peer: &Peer, mut event: Event, keepalive: bool) -> bool {
+    event.metadata.namespace = peer.namespace.clone();
+    let entity = event.entity.get_or_insert_with(Default::default);
+    if keepalive && !entity.metadata.name.is_empty() && entity.metadata.name != peer.agent {
+        Metrics::inc(&state.metrics.keepalives_rejected_total);
+        tracing::warn!(agent = %peer.agent, claimed = %entity.metadata.name, "Dropping a keepalive for another entity");
+        return true;
+    }
+    if entity.metadata.name.is_empty() {
+        entity.metadata.name = peer.agent.clone();
+    }
+    entity.metadata.namespace = peer.namespace.clone();
+    if let Some(check) = event.check.as_mut() {
+        check.config.metadata.namespace = peer.namespace.clone();
+        if !keepalive && check.config.metadata.name.is_empty() {
+            Metrics::inc(&state.metrics.events_rejected_total);
+            tracing::warn!(agent = %peer.agent, "Dropping an event whose check has no name");
+            return true;
+        }
+    } else if !keepalive && event.metrics.is_none() {
+        Metrics::inc(&state.metrics.events_rejected_total);
+        tracing::warn!(agent = %peer.agent, "Dropping an event with neither check nor metrics");
+        return true;
+    }
+    let work = if keepalive { Work::Keepalive(Box::new(event)) } else { Work::Event(Box::new(event)) };
+    state.dispatcher.submit(work).await
+}
+
+async fn send(state: &AgentdState, socket: &mut WebSocket, msg: WsMessage) -> Result<(), ()> {
+    match tokio::time::timeout(state.write_timeout, socket.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    // A close reason is limited to 123 bytes by RFC 6455.
+    let mut reason = reason.to_string();
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
+    let _ = tokio::time::timeout(Duration::from_secs(2), socket.send(WsMessage::Close(Some(frame)))).await;
+}

@@ -1,0 +1,456 @@
+//! apid: the REST API (`/api/core/v2/...`, `/health`, `/version`, `/metrics`, `/ready`).
+//!
+//! Errors always have Sensu's body `{"message": "...", "code": N}`; JSON rejections and unknown
+//! routes use it too. Until tokens and RBAC arrive, `/api/` routes take HTTP Basic credentials
+//! of any enabled stored user; `/health`, `/version`, `/metrics` and `/ready` are open, as in
+//! Sensu.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use backend_store::{Op, Txn};
+use proto_spec::v2::{Entity, Event, Namespace};
+use proto_spec::validate::validate_name;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AuthError, Authenticator};
+use crate::entities;
+use crate::keepalived::Keepalived;
+use crate::keys;
+use crate::metrics::Metrics;
+use crate::repo::{Page, Repo, RepoError, encode};
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub repo: Repo,
+    pub auth: Arc<Authenticator>,
+    pub keepalived: Arc<Keepalived>,
+    pub metrics: Arc<Metrics>,
+    pub serve_after: Instant,
+    pub version: &'static str,
+}
+
+pub fn router(state: ApiState, body_limit: usize) -> Router {
+    let api = Router::new()
+        .route("/namespaces", get(list_namespaces).post(create_namespace))
+        .route("/namespaces/{ns}", get(get_namespace).put(put_namespace))
+        .route("/entities", get(list_all_entities))
+        .route("/namespaces/{ns}/entities", get(list_entities))
+        .route("/namespaces/{ns}/entities/{name}", get(get_entity).delete(delete_entity))
+        .route("/events", get(list_all_events))
+        .route("/namespaces/{ns}/events", get(list_events))
+        .route("/namespaces/{ns}/events/{entity}", get(list_entity_events))
+        .route("/namespaces/{ns}/events/{entity}/{check}", get(get_event).delete(delete_event))
+        .layer(middleware::from_fn_with_state(state.clone(), require_user));
+    Router::new()
+        .nest("/api/core/v2", api)
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), count_and_gate))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+// === errors ===
+
+/// An API failure, rendered as Sensu's error body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+/// Sensu's numeric error codes (sensu-compat 6.2).
+fn sensu_code(status: StatusCode) -> u32 {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => 1,
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => 2,
+        StatusCode::CONFLICT => 3,
+        StatusCode::FORBIDDEN => 4,
+        StatusCode::UNAUTHORIZED => 5,
+        StatusCode::PAYMENT_REQUIRED => 6,
+        StatusCode::PRECONDITION_FAILED => 7,
+        StatusCode::GATEWAY_TIMEOUT => 8,
+        _ => 0,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "message": self.message, "code": sensu_code(self.status) });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::BadContinueToken => ApiError::bad_request("invalid continue token"),
+            other => {
+                // Details go to the log, not to the client.
+                tracing::error!(error = %other, "Store failure while serving the API");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error: the store failed; see the backend log")
+            }
+        }
+    }
+}
+
+impl From<backend_store::StoreError> for ApiError {
+    fn from(e: backend_store::StoreError) -> Self {
+        RepoError::from(e).into()
+    }
+}
+
+/// `Json` whose rejections use the API's error body.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => {
+                let status = match &rejection {
+                    JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
+                    other => other.status(),
+                };
+                Err(ApiError::new(status, rejection.body_text()))
+            }
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not found")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+// === middleware ===
+
+async fn count_and_gate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    Metrics::inc(&state.metrics.api_requests_total);
+    if Instant::now() < state.serve_after && req.uri().path() != "/health" {
+        let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "backend is starting, retry shortly").into_response();
+        resp.headers_mut().insert("Retry-After", HeaderValue::from_static("5"));
+        return resp;
+    }
+    next.run(req).await
+}
+
+async fn require_user(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match state.auth.authenticate_header(header).await {
+        Ok(_) => next.run(req).await,
+        Err(AuthError::Repo(e)) => ApiError::from(e).into_response(),
+        Err(e) => {
+            Metrics::inc(&state.metrics.api_unauthorized_total);
+            let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+            resp.headers_mut().insert("WWW-Authenticate", HeaderValue::from_static("Basic realm=\"picket\""));
+            resp
+        }
+    }
+}
+
+// === helpers ===
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    #[serde(default)]
+    limit: Option<String>,
+    #[serde(default, rename = "continue")]
+    continue_token: Option<String>,
+}
+
+impl ListParams {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.as_deref() {
+            None | Some("") => Ok(0),
+            Some(raw) => raw
+                .parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("limit {raw:?} is not a non-negative integer"))),
+        }
+    }
+}
+
+/// A list response: a JSON array plus `Sensu-Continue` when more remain.
+fn list_response<T: Serialize>(page: Page<T>) -> Response {
+    let mut resp = Json(page.items).into_response();
+    if let Some(token) = page.continue_token {
+        if let Ok(v) = HeaderValue::from_str(&token) {
+            resp.headers_mut().insert("Sensu-Continue", v);
+        }
+    }
+    resp
+}
+
+/// A single resource with its `ETag` (quoted hex of a hash of the body).
+fn single_response<T: Serialize>(value: &T) -> Response {
+    let body = encode(value);
+    let etag = format!("\"{:016x}\"", fnv1a(&body));
+    let mut resp = (
+        [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    resp
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+async fn require_namespace(repo: &Repo, ns: &str) -> Result<(), ApiError> {
+    if repo.exists(&keys::namespace(ns)).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("namespace {ns:?} not found")))
+    }
+}
+
+fn redact_all(mut page: Page<Entity>) -> Page<Entity> {
+    page.items = page.items.iter().map(Entity::redacted).collect();
+    page
+}
+
+fn redact_event(mut event: Event) -> Event {
+    if let Some(e) = event.entity.as_mut() {
+        *e = e.redacted();
+    }
+    event
+}
+
+// === open routes ===
+
+async fn health(State(state): State<ApiState>) -> Response {
+    let (healthy, err) = match state.repo.store.revision().await {
+        Ok(_) => (true, String::new()),
+        Err(e) => (false, e.to_string()),
+    };
+    // Sensu answers 200 whatever the health; the body says it.
+    Json(serde_json::json!({
+        "Alarms": null,
+        "ClusterHealth": [{
+            "MemberID": 1,
+            "MemberIDHex": "1",
+            "Name": "embedded",
+            "Err": err,
+            "Healthy": healthy,
+        }],
+        "Header": { "cluster_id": 0, "member_id": 1, "revision": 0, "raft_term": 0 },
+    }))
+    .into_response()
+}
+
+async fn version(State(state): State<ApiState>) -> Response {
+    Json(serde_json::json!({
+        "etcd": null,
+        "sensu_backend": state.version,
+        "picket_backend": state.version,
+        "api_groups": { "core/v2": "v2" },
+    }))
+    .into_response()
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn ready(State(state): State<ApiState>) -> Response {
+    match state.repo.store.revision().await {
+        Ok(_) => (StatusCode::OK, "ok").into_response(),
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response(),
+    }
+}
+
+// === namespaces ===
+
+async fn list_namespaces(State(state): State<ApiState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
+    let page = state.repo.list::<Namespace>(&keys::namespaces_prefix(), p.limit()?, p.continue_token.as_deref()).await?;
+    Ok(list_response(page))
+}
+
+async fn get_namespace(State(state): State<ApiState>, Path(ns): Path<String>) -> Result<Response, ApiError> {
+    let n: Namespace = state
+        .repo
+        .get(&keys::namespace(&ns))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("namespace {ns:?} not found")))?;
+    Ok(single_response(&n))
+}
+
+async fn create_namespace(State(state): State<ApiState>, ApiJson(n): ApiJson<Namespace>) -> Result<Response, ApiError> {
+    validate_name("name", &n.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let key = keys::namespace(&n.name);
+    let created = state
+        .repo
+        .store
+        .txn(Txn {
+            compares: vec![backend_store::Compare::absent(key.clone())],
+            success: vec![Op::put(key, encode(&n))],
+            failure: vec![],
+        })
+        .await?
+        .succeeded;
+    if !created {
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("namespace {:?} already exists", n.name)));
+    }
+    Ok(StatusCode::CREATED.into_response())
+}
+
+async fn put_namespace(
+    State(state): State<ApiState>,
+    Path(ns): Path<String>,
+    ApiJson(n): ApiJson<Namespace>,
+) -> Result<Response, ApiError> {
+    if n.name != ns {
+        return Err(ApiError::bad_request(format!(
+            "the namespace name in the body ({:?}) does not match the URL ({ns:?})",
+            n.name
+        )));
+    }
+    validate_name("name", &n.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    state.repo.put(&keys::namespace(&ns), &n).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+// === entities ===
+
+async fn list_all_entities(State(state): State<ApiState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
+    let page = entities::list(&state.repo, None, p.limit()?, p.continue_token.as_deref()).await?;
+    Ok(list_response(redact_all(page)))
+}
+
+async fn list_entities(
+    State(state): State<ApiState>,
+    Path(ns): Path<String>,
+    Query(p): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    require_namespace(&state.repo, &ns).await?;
+    let page = entities::list(&state.repo, Some(&ns), p.limit()?, p.continue_token.as_deref()).await?;
+    Ok(list_response(redact_all(page)))
+}
+
+async fn get_entity(State(state): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> Result<Response, ApiError> {
+    require_namespace(&state.repo, &ns).await?;
+    let entity = entities::get(&state.repo, &ns, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("entity {name:?} not found in namespace {ns:?}")))?;
+    Ok(single_response(&entity.redacted()))
+}
+
+/// Deleting an entity also deletes its events and stops its keepalive monitoring.
+async fn delete_entity(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    require_namespace(&state.repo, &ns).await?;
+    let resp = state
+        .repo
+        .store
+        .txn(Txn {
+            compares: vec![backend_store::Compare::present(keys::entity_config(&ns, &name))],
+            success: vec![
+                Op::delete(keys::entity_config(&ns, &name)),
+                Op::delete(keys::entity_state(&ns, &name)),
+                Op::DeletePrefix { prefix: keys::entity_events_prefix(&ns, &name) },
+            ],
+            failure: vec![],
+        })
+        .await?;
+    if !resp.succeeded {
+        return Err(ApiError::not_found(format!("entity {name:?} not found in namespace {ns:?}")));
+    }
+    if let Err(e) = state.keepalived.bury(&ns, &name).await {
+        tracing::warn!(error = %e, namespace = %ns, entity = %name, "Could not remove the keepalive switch of a deleted entity");
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// === events ===
+
+async fn list_all_events(State(state): State<ApiState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
+    let page = state.repo.list::<Event>(&keys::events_prefix(None), p.limit()?, p.continue_token.as_deref()).await?;
+    Ok(list_response(Page { items: page.items.into_iter().map(redact_event).collect(), ..page }))
+}
+
+async fn list_events(
+    State(state): State<ApiState>,
+    Path(ns): Path<String>,
+    Query(p): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    require_namespace(&state.repo, &ns).await?;
+    let page = state.repo.list::<Event>(&keys::events_prefix(Some(&ns)), p.limit()?, p.continue_token.as_deref()).await?;
+    Ok(list_response(Page { items: page.items.into_iter().map(redact_event).collect(), ..page }))
+}
+
+async fn list_entity_events(
+    State(state): State<ApiState>,
+    Path((ns, entity)): Path<(String, String)>,
+    Query(p): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    require_namespace(&state.repo, &ns).await?;
+    let page = state
+        .repo
+        .list::<Event>(&keys::entity_events_prefix(&ns, &entity), p.limit()?, p.continue_token.as_deref())
+        .await?;
+    Ok(list_response(Page { items: page.items.into_iter().map(redact_event).collect(), ..page }))
+}
+
+async fn get_event(
+    State(state): State<ApiState>,
+    Path((ns, entity, check)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    require_namespace(&state.repo, &ns).await?;
+    let event: Event = state
+        .repo
+        .get(&keys::event(&ns, &entity, &check))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("event {entity}/{check} not found in namespace {ns:?}")))?;
+    Ok(single_response(&redact_event(event)))
+}
+
+async fn delete_event(
+    State(state): State<ApiState>,
+    Path((ns, entity, check)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    require_namespace(&state.repo, &ns).await?;
+    if state.repo.store.delete(&keys::event(&ns, &entity, &check)).await? == 0 {
+        return Err(ApiError::not_found(format!("event {entity}/{check} not found in namespace {ns:?}")));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+

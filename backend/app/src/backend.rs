@@ -1,0 +1,158 @@
+//! The composition root: builds every component on one store and runs them until shutdown.
+//! Components start in dependency order (queues, keepalive monitor, agent port, API) and
+//! stop together on the shutdown token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::agentd::{self, AgentdState};
+use crate::apid::{self, ApiState};
+use crate::auth::Authenticator;
+use crate::eventd::{Dispatcher, EventBus, Eventd};
+use crate::keepalived::Keepalived;
+use crate::metrics::Metrics;
+use crate::repo::Repo;
+
+/// Everything the running backend needs, already validated.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    pub api_listen: SocketAddr,
+    pub agent_listen: SocketAddr,
+    pub api_request_limit: usize,
+    pub api_serve_wait: Duration,
+    pub agent_serve_wait: Duration,
+    pub agent_write_timeout: Duration,
+    pub eventd_workers: usize,
+    pub eventd_buffer_size: usize,
+    /// Name the backend gives itself in `Backend-ID` handshake answers.
+    pub backend_id: String,
+}
+
+impl BackendConfig {
+    /// Loopback on free ports with Sensu's other defaults: what tests and benchmarks use.
+    pub fn loopback() -> Self {
+        BackendConfig {
+            api_listen: "127.0.0.1:0".parse().expect("literal address"),
+            agent_listen: "127.0.0.1:0".parse().expect("literal address"),
+            api_request_limit: 512_000,
+            api_serve_wait: Duration::ZERO,
+            agent_serve_wait: Duration::ZERO,
+            agent_write_timeout: Duration::from_secs(15),
+            eventd_workers: 16,
+            eventd_buffer_size: 1000,
+            backend_id: "picket-backend".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot listen on {addr} for the {what}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("the {what} server failed: {source}")]
+    Serve { what: &'static str, source: std::io::Error },
+}
+
+pub struct Backend {
+    config: BackendConfig,
+    store: Arc<dyn Store>,
+    api_listener: TcpListener,
+    agent_listener: TcpListener,
+    metrics: Arc<Metrics>,
+    bus: EventBus,
+}
+
+impl Backend {
+    /// Bind both ports now, so a port conflict is reported before anything runs.
+    pub async fn new(config: BackendConfig, store: Arc<dyn Store>) -> Result<Self, BackendError> {
+        let api_listener = bind("REST API", config.api_listen).await?;
+        let agent_listener = bind("agent WebSocket port", config.agent_listen).await?;
+        let (bus, _) = broadcast::channel(4096);
+        Ok(Backend { config, store, api_listener, agent_listener, metrics: Arc::new(Metrics::default()), bus })
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn agent_addr(&self) -> SocketAddr {
+        self.agent_listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Processed events, for in-process observers (the pipeline, tests).
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<proto_spec::v2::Event>> {
+        self.bus.subscribe()
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BackendError> {
+        let started = Instant::now();
+        let repo = Repo::new(self.store.clone());
+        let auth = Arc::new(Authenticator::new(repo.clone()));
+        let eventd = Eventd { repo: repo.clone(), metrics: self.metrics.clone(), bus: self.bus.clone() };
+        let keepalived = Arc::new(Keepalived::new(eventd.clone()));
+        let dispatcher = Dispatcher::start(
+            self.config.eventd_workers,
+            self.config.eventd_buffer_size,
+            keepalived.clone(),
+            eventd,
+            shutdown.clone(),
+        );
+        let monitor = tokio::spawn(keepalived.clone().run_monitor(shutdown.clone()));
+
+        let agent_app = agentd::router(AgentdState {
+            repo: repo.clone(),
+            auth: auth.clone(),
+            dispatcher,
+            metrics: self.metrics.clone(),
+            backend_id: self.config.backend_id.clone(),
+            shutdown: shutdown.clone(),
+            serve_after: started + self.config.agent_serve_wait,
+            write_timeout: self.config.agent_write_timeout,
+        });
+        let api_app = apid::router(
+            ApiState {
+                repo,
+                auth,
+                keepalived,
+                metrics: self.metrics.clone(),
+                serve_after: started + self.config.api_serve_wait,
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            self.config.api_request_limit,
+        );
+        tracing::info!(api = %self.api_addr(), agents = %self.agent_addr(), "Backend serving");
+
+        let stop = shutdown.clone();
+        let agents = axum::serve(self.agent_listener, agent_app).with_graceful_shutdown(async move { stop.cancelled().await });
+        let stop = shutdown.clone();
+        let api = axum::serve(self.api_listener, api_app).with_graceful_shutdown(async move { stop.cancelled().await });
+        let (a, b) = tokio::join!(agents.into_future(), api.into_future());
+        monitor.abort();
+        a.map_err(|source| BackendError::Serve { what: "agent", source })?;
+        b.map_err(|source| BackendError::Serve { what: "API", source })?;
+        Ok(())
+    }
+}
+
+/// Bind, falling back from the IPv6 wildcard to the IPv4 one on hosts without IPv6.
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, BackendError> {
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            tracing::warn!(error = %e, "IPv6 wildcard unavailable; listening on {v4}");
+            TcpListener::bind(v4).await.map_err(|source| BackendError::Bind { what, addr: v4, source })
+        }
+        Err(source) => Err(BackendError::Bind { what, addr, source }),
+    }
+}

@@ -1,0 +1,92 @@
+//! `picket-backend init`: seed a new store (sensu-compat 6.1).
+
+use backend_store::{Compare, Op, Txn};
+use proto_spec::v2::{Namespace, User};
+use proto_spec::validate::validate_username;
+
+use crate::auth::hash_password;
+use crate::keys;
+use crate::repo::{Repo, RepoError, encode};
+
+pub const DEFAULT_NAMESPACE: &str = "default";
+pub const AGENT_USERNAME: &str = "agent";
+pub const AGENT_DEFAULT_PASSWORD: &str = "P@ssw0rd!";
+pub const CLUSTER_ADMINS_GROUP: &str = "cluster-admins";
+pub const AGENTS_GROUP: &str = "system:agents";
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("the store is already initialised")]
+    AlreadyInitialized,
+    #[error("invalid administrator: {0}")]
+    InvalidAdmin(String),
+    #[error("could not hash the password: {0}")]
+    Hash(#[from] bcrypt::BcryptError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+impl From<backend_store::StoreError> for InitError {
+    fn from(e: backend_store::StoreError) -> Self {
+        InitError::Repo(e.into())
+    }
+}
+
+pub async fn is_initialized(repo: &Repo) -> Result<bool, InitError> {
+    Ok(repo.exists(keys::INITIALIZED).await?)
+}
+
+/// Seed the default namespace, the cluster administrator and the `agent` user in one
+/// transaction guarded by the absence of the `.initialized` marker, so two backends racing to
+/// initialise the same store cannot both succeed.
+pub async fn initialize(repo: &Repo, admin_username: &str, admin_password: &str) -> Result<(), InitError> {
+    validate_username("cluster-admin-username", admin_username)
+        .map_err(|e| InitError::InvalidAdmin(e.to_string()))?;
+    if admin_password.len() < MIN_PASSWORD_LEN {
+        return Err(InitError::InvalidAdmin(format!(
+            "the password must have at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if admin_username == AGENT_USERNAME {
+        return Err(InitError::InvalidAdmin(format!("{AGENT_USERNAME:?} is reserved for agents")));
+    }
+    let admin_hash = hash_password(admin_password)?;
+    let agent_hash = hash_password(AGENT_DEFAULT_PASSWORD)?;
+    let admin = User {
+        username: admin_username.to_string(),
+        groups: vec![CLUSTER_ADMINS_GROUP.to_string()],
+        password_hash: admin_hash,
+        ..Default::default()
+    };
+    let agent = User {
+        username: AGENT_USERNAME.to_string(),
+        groups: vec![AGENTS_GROUP.to_string()],
+        password_hash: agent_hash,
+        ..Default::default()
+    };
+    let ns = Namespace { name: DEFAULT_NAMESPACE.to_string() };
+    let txn = Txn {
+        compares: vec![Compare::absent(keys::INITIALIZED)],
+        success: vec![
+            Op::put(keys::namespace(DEFAULT_NAMESPACE), encode(&ns)),
+            Op::put(keys::user(admin_username), encode(&admin)),
+            Op::put(keys::user(AGENT_USERNAME), encode(&agent)),
+            Op::put(keys::INITIALIZED, b"1".to_vec()),
+        ],
+        failure: vec![],
+    };
+    if repo.store.txn(txn).await?.succeeded {
+        Ok(())
+    } else {
+        Err(InitError::AlreadyInitialized)
+    }
+}
+
+/// A random password for the administrator of a store that initialises itself on first start.
+pub fn generate_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}

@@ -1,0 +1,60 @@
+//! The store key layout, Sensu's (`/sensu.io/<prefix>/<namespace>/<name>`), so an operator who
+//! knows Sensu's etcd keys finds Picket's. Values are the JSON of the proto-spec types.
+
+pub const ROOT: &str = "/sensu.io";
+pub const INITIALIZED: &str = "/sensu.io/.initialized";
+
+pub fn namespace(name: &str) -> String {
+    format!("{ROOT}/namespaces/{name}")
+}
+pub fn namespaces_prefix() -> String {
+    format!("{ROOT}/namespaces/")
+}
+
+pub fn user(name: &str) -> String {
+    format!("{ROOT}/users/{name}")
+}
+
+pub fn entity_config(ns: &str, name: &str) -> String {
+    format!("{ROOT}/entity_configs/{ns}/{name}")
+}
+/// Prefix of one namespace's entity configs, or of all of them when `ns` is `None`.
+pub fn entity_configs_prefix(ns: Option<&str>) -> String {
+    scoped(format!("{ROOT}/entity_configs/"), ns)
+}
+
+pub fn entity_state(ns: &str, name: &str) -> String {
+    format!("{ROOT}/entity_states/{ns}/{name}")
+}
+
+pub fn event(ns: &str, entity: &str, check: &str) -> String {
+    format!("{ROOT}/events/{ns}/{entity}/{check}")
+}
+pub fn events_prefix(ns: Option<&str>) -> String {
+    scoped(format!("{ROOT}/events/"), ns)
+}
+pub fn entity_events_prefix(ns: &str, entity: &str) -> String {
+    format!("{ROOT}/events/{ns}/{entity}/")
+}
+
+/// Keepalive liveness switch of an agent: present (attached to a lease with the keepalive
+/// timeout as TTL) while the agent is alive or being reported failing; its deletion by lease
+/// expiry is the trigger for keepalive failure handling.
+pub fn keepalive_switch(ns: &str, entity: &str) -> String {
+    format!("{ROOT}/switchsets/keepalived/{ns}/{entity}")
+}
+pub fn keepalive_switches_prefix() -> String {
+    format!("{ROOT}/switchsets/keepalived/")
+}
+
+/// Split `<prefix><ns>/<name>` back into its namespace and name.
+pub fn split_ns_name<'a>(prefix: &str, key: &'a str) -> Option<(&'a str, &'a str)> {
+    key.strip_prefix(prefix)?.split_once('/')
+}
+
+fn scoped(prefix: String, ns: Option<&str>) -> String {
+    match ns {
+        Some(ns) => format!("{prefix}{ns}/"),
+        None => prefix,
+    }
+}

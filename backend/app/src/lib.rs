@@ -1,0 +1,28 @@
+//! `backend-app`: the Picket backend (`picket-backend`).
+//!
+//! Layout:
+//! - `backend`: `Backend` (config, `new` binds, `run(shutdown)`), the composition root;
+//! - `config`: flags, `PICKET_BACKEND_*` env and `/etc/picket/backend.yml` (Sensu's names);
+//! - `init`: seeding a new store (`picket-backend init`, or the first `start`);
+//! - `agentd`: the agent WebSocket port and sessions;
+//! - `eventd`: shard queues (keepalives first), the check state machine, storing events;
+//! - `keepalived`: registration, liveness leases, keepalive failures, deregistration;
+//! - `apid`: the REST API; `auth`: Basic authentication of stored users;
+//! - `entities`, `repo`, `keys`: typed store access and the key layout;
+//! - `metrics`: the backend's own counters; `timefmt`: Go-compatible time strings.
+
+pub mod agentd;
+pub mod apid;
+pub mod auth;
+pub mod backend;
+pub mod config;
+pub mod entities;
+pub mod eventd;
+pub mod init;
+pub mod keepalived;
+pub mod keys;
+pub mod metrics;
+pub mod repo;
+pub mod timefmt;
+
+pub use backend::{Backend, BackendConfig};

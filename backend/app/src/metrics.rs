@@ -1,0 +1,71 @@
+//! The backend's own counters, exposed on `GET /metrics` in the Prometheus text format.
+//! Plain atomics: the hot paths (frames, keepalives) only do a relaxed increment.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+macro_rules! define_metrics {
+    ($( $field:ident : $kind:ident, $name:literal, $help:literal; )*) => {
+        /// Every counter and gauge the backend exports. Names are fixed here, never ad hoc.
+        #[derive(Default)]
+        pub struct Metrics {
+            $( pub $field: define_metrics!(@ty $kind), )*
+        }
+
+        impl Metrics {
+            /// Render in the Prometheus text exposition format (version 0.0.4).
+            pub fn render(&self) -> String {
+                let mut out = String::with_capacity(2048);
+                $(
+                    let _ = writeln!(out, "# HELP {} {}", $name, $help);
+                    let _ = writeln!(out, "# TYPE {} {}", $name, stringify!($kind));
+                    let _ = writeln!(out, "{} {}", $name, self.$field.load(Ordering::Relaxed));
+                )*
+                out
+            }
+        }
+    };
+    (@ty counter) => { AtomicU64 };
+    (@ty gauge) => { AtomicI64 };
+}
+
+define_metrics! {
+    agent_sessions: gauge, "picket_agent_sessions", "Agent WebSocket sessions currently open.";
+    agent_sessions_total: counter, "picket_agent_sessions_total", "Agent WebSocket sessions accepted.";
+    handshake_unauthorized_total: counter, "picket_agent_handshake_unauthorized_total", "Agent handshakes refused for bad credentials (401).";
+    handshake_unknown_namespace_total: counter, "picket_agent_handshake_unknown_namespace_total", "Agent handshakes refused for an unknown namespace (404).";
+    handshake_invalid_total: counter, "picket_agent_handshake_invalid_total", "Agent handshakes refused for invalid headers (400).";
+    frames_received_total: counter, "picket_agent_frames_received_total", "Frames received from agents.";
+    frames_oversized_total: counter, "picket_agent_frames_oversized_total", "Agent sessions closed for a frame over the size limit.";
+    frames_malformed_total: counter, "picket_agent_frames_malformed_total", "Agent sessions closed for a malformed frame (bad type, separator or payload).";
+    keepalives_total: counter, "picket_keepalives_total", "Keepalives processed.";
+    keepalives_rejected_total: counter, "picket_keepalives_rejected_total", "Keepalives rejected (zero timestamp, wrong entity).";
+    keepalive_failures_total: counter, "picket_keepalive_failures_total", "Keepalive failure events raised (status 1 or 2).";
+    events_total: counter, "picket_events_total", "Check events processed and stored.";
+    events_rejected_total: counter, "picket_events_rejected_total", "Events refused as invalid.";
+    registrations_total: counter, "picket_registrations_total", "Entities registered on first keepalive.";
+    deregistrations_total: counter, "picket_deregistrations_total", "Entities deregistered after their keepalive lapsed.";
+    api_requests_total: counter, "picket_api_requests_total", "REST API requests served.";
+    api_unauthorized_total: counter, "picket_api_unauthorized_total", "REST API requests refused for missing or bad credentials.";
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        Metrics::inc(&m.keepalives_total);
+        m.agent_sessions.fetch_add(3, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("# TYPE picket_keepalives_total counter\npicket_keepalives_total 1\n"));
+        assert!(text.contains("# TYPE picket_agent_sessions gauge\npicket_agent_sessions 3\n"));
+    }
+}

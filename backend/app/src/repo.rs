@@ -1,0 +1,112 @@
+//! Typed access to the store: JSON of proto-spec types under the key layout of `keys`.
+
+use std::sync::Arc;
+
+use backend_store::{KeyValue, RangeRequest, Revision, Store, StoreError};
+use base64::Engine;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A stored value could not be read back or the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored value at {key} is not valid: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("invalid continue token")]
+    BadContinueToken,
+}
+
+pub type RepoResult<T> = Result<T, RepoError>;
+
+/// One page of a typed list.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Token for the next page (`Sensu-Continue`), when there is one.
+    pub continue_token: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Repo {
+    pub store: Arc<dyn Store>,
+}
+
+impl Repo {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Repo { store }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> RepoResult<Option<T>> {
+        match self.store.get(key).await? {
+            Some(kv) => decode(&kv).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn get_with_revision<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> RepoResult<Option<(T, Revision)>> {
+        match self.store.get(key).await? {
+            Some(kv) => Ok(Some((decode(&kv)?, kv.mod_revision))),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> RepoResult<Revision> {
+        Ok(self.store.put(key, encode(value), 0).await?)
+    }
+
+    pub async fn exists(&self, key: &str) -> RepoResult<bool> {
+        Ok(self.store.get(key).await?.is_some())
+    }
+
+    /// One page of values under `prefix`. The continue token is the base64url (no padding)
+    /// of the next key, as Sensu's `Sensu-Continue` header.
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        limit: usize,
+        continue_token: Option<&str>,
+    ) -> RepoResult<Page<T>> {
+        let start = match continue_token {
+            Some(tok) if !tok.is_empty() => {
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(tok)
+                    .map_err(|_| RepoError::BadContinueToken)?;
+                let key = String::from_utf8(raw).map_err(|_| RepoError::BadContinueToken)?;
+                if !key.starts_with(prefix) {
+                    return Err(RepoError::BadContinueToken);
+                }
+                Some(key)
+            }
+            _ => None,
+        };
+        let resp = self.store.range(RangeRequest { prefix: prefix.to_string(), start, limit }).await?;
+        let items = resp.kvs.iter().map(decode).collect::<RepoResult<Vec<T>>>()?;
+        let continue_token = match (resp.more, resp.next_key) {
+            (true, Some(next)) => {
+                Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(next.as_bytes()))
+            }
+            _ => None,
+        };
+        Ok(Page { items, continue_token })
+    }
+
+    /// Every value under `prefix` (for internal walks, not for API pages).
+    pub async fn list_all<T: DeserializeOwned>(&self, prefix: &str) -> RepoResult<Vec<(String, T)>> {
+        let resp = self.store.range(RangeRequest { prefix: prefix.to_string(), start: None, limit: 0 }).await?;
+        resp.kvs.iter().map(|kv| Ok((kv.key.clone(), decode(kv)?))).collect()
+    }
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // proto-spec types serialise infallibly to JSON (string map keys only, no I/O).
+    serde_json::to_vec(value).expect("JSON encoding of a proto-spec value")
+}
+
+pub fn decode<T: DeserializeOwned>(kv: &KeyValue) -> RepoResult<T> {
+    serde_json::from_slice(&kv.value)
+        .map_err(|e| RepoError::Corrupt { key: kv.key.clone(), reason: e.to_string() })
+}

@@ -1,0 +1,264 @@
+//! Runs the store conformance suite (`conformance/suite.rs`) against every implementation, then
+//! the embedded store's own guarantees that the shared suite cannot state portably (history and
+//! lag bounds, close, file release).
+//!
+//! To add an implementation: write a `Harness` for it and add a module invoking
+//! `conformance_suite!(YourHarness::new())`.
+
+#[macro_use]
+#[path = "conformance/suite.rs"]
+mod suite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use backend_store::{EmbeddedStore, Store};
+use suite::Harness;
+
+/// `EmbeddedStore::in_memory()`: fast, nothing to persist.
+struct MemoryHarness;
+
+#[async_trait]
+impl Harness for MemoryHarness {
+    async fn open(&mut self) -> Arc<dyn Store> {
+        EmbeddedStore::in_memory().expect("in-memory store")
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
+
+    async fn reopen(&mut self) -> Arc<dyn Store> {
+        unreachable!("the in-memory store does not persist")
+    }
+}
+
+/// `EmbeddedStore::open()` on a file in a fresh temporary directory. The file sits in
+/// directories that do not exist yet, so every case also checks that `open` creates them.
+struct FileHarness {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    current: Option<Arc<EmbeddedStore>>,
+}
+
+impl FileHarness {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state/store/store.redb");
+        FileHarness {
+            _dir: dir,
+            path,
+            current: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for FileHarness {
+    async fn open(&mut self) -> Arc<dyn Store> {
+        let store = EmbeddedStore::open(&self.path).expect("file store");
+        self.current = Some(store.clone());
+        store
+    }
+
+    fn persistent(&self) -> bool {
+        true
+    }
+
+    async fn reopen(&mut self) -> Arc<dyn Store> {
+        // The suite may still hold its handle; closing releases the file regardless.
+        if let Some(old) = self.current.take() {
+            old.close().await;
+        }
+        self.open().await
+    }
+}
+
+mod embedded_memory {
+    conformance_suite!(crate::MemoryHarness);
+}
+
+mod embedded_file {
+    conformance_suite!(crate::FileHarness::new());
+}
+
+mod embedded_only {
+    use std::time::Duration;
+
+    use backend_store::{
+        EmbeddedOptions, EmbeddedStore, Op, Store, StoreError, Txn, Watch, WatchEvent,
+    };
+
+    use crate::suite::WAIT;
+
+    async fn next(w: &mut Watch) -> Option<Result<WatchEvent, StoreError>> {
+        tokio::time::timeout(WAIT, w.next())
+            .await
+            .expect("watch stalled")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watch_before_the_history_is_compacted() {
+        let opts = EmbeddedOptions {
+            history_limit: 10,
+            watch_buffer: 64,
+        };
+        let s = EmbeddedStore::in_memory_with(opts).unwrap();
+        let mut revs = Vec::new();
+        for i in 0..30 {
+            revs.push(s.put(&format!("h/{i}"), vec![], 0).await.unwrap());
+        }
+        match s.watch("h/", revs[0]).await {
+            Err(StoreError::Compacted { requested, oldest }) => {
+                assert_eq!((requested, oldest), (revs[0] + 1, revs[20]));
+            }
+            Err(e) => panic!("expected Compacted, got {e}"),
+            Ok(_) => panic!("expected Compacted, got a watch"),
+        }
+        let mut w = s.watch("h/", revs[19]).await.unwrap();
+        for r in &revs[20..] {
+            assert_eq!(next(&mut w).await.unwrap().unwrap().kv().mod_revision, *r);
+        }
+
+        // A transaction larger than the history leaves as a whole: never half a transaction.
+        let success = (0..15).map(|i| Op::put(format!("h/t{i}"), "t")).collect();
+        let big = s
+            .txn(Txn {
+                success,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .revision;
+        assert!(matches!(
+            s.watch("h/", big - 1).await,
+            Err(StoreError::Compacted { .. })
+        ));
+        s.watch("h/", big).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lagging_watcher_is_cancelled_without_blocking_writers() {
+        let opts = EmbeddedOptions {
+            history_limit: 100,
+            watch_buffer: 8,
+        };
+        let s = EmbeddedStore::in_memory_with(opts).unwrap();
+        let mut slow = s.watch("", 0).await.unwrap();
+        tokio::time::timeout(WAIT, async {
+            for i in 0..50 {
+                s.put(&format!("k{i}"), vec![], 0).await.unwrap();
+            }
+        })
+        .await
+        .expect("writers were blocked by a slow watcher");
+        for i in 0..8 {
+            let event = next(&mut slow).await.unwrap().unwrap();
+            assert_eq!(event.kv().key, format!("k{i}"));
+        }
+        assert!(matches!(
+            next(&mut slow).await,
+            Some(Err(StoreError::WatcherLagged(8)))
+        ));
+        assert!(
+            next(&mut slow).await.is_none(),
+            "the lag error ends the watch"
+        );
+
+        // Re-watching from the last delivered revision catches up from the history.
+        let mut again = s.watch("", 2 + 7).await.unwrap();
+        assert_eq!(next(&mut again).await.unwrap().unwrap().kv().key, "k8");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_ends_watches_and_rejects_calls() {
+        let s = EmbeddedStore::in_memory().unwrap();
+        let lease = s.grant_lease(Duration::from_secs(60)).await.unwrap();
+        let mut w = s.watch("", 0).await.unwrap();
+        s.put("k", b"v".to_vec(), 0).await.unwrap();
+        s.close().await;
+        assert_eq!(
+            next(&mut w).await.unwrap().unwrap().kv().key,
+            "k",
+            "queued events stay"
+        );
+        assert!(next(&mut w).await.is_none(), "then the watch ends");
+        assert!(matches!(s.get("k").await, Err(StoreError::Closed)));
+        assert!(matches!(
+            s.put("k", vec![], 0).await,
+            Err(StoreError::Closed)
+        ));
+        assert!(matches!(s.watch("", 0).await, Err(StoreError::Closed)));
+        assert!(matches!(s.keep_alive(lease).await, Err(StoreError::Closed)));
+        assert!(matches!(s.revision().await, Err(StoreError::Closed)));
+        s.close().await; // idempotent
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_store_releases_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let s = EmbeddedStore::open(&path).unwrap();
+        let lease = s.grant_lease(Duration::from_secs(60)).await.unwrap();
+        s.put("k", b"v".to_vec(), lease).await.unwrap();
+        let _w = s.watch("", 0).await.unwrap();
+        drop(s);
+        // The expiry task may hold the store for one pass; after that the file must be free.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let s = loop {
+            match EmbeddedStore::open(&path) {
+                Ok(s) => break s,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("file not released yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the dropped store never released its file: {e}"),
+            }
+        };
+        assert_eq!(s.get("k").await.unwrap().unwrap().lease, lease);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reopened_store_has_no_history_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let s = EmbeddedStore::open(&path).unwrap();
+        let first = s.put("a", vec![], 0).await.unwrap();
+        let second = s.put("b", vec![], 0).await.unwrap();
+        s.close().await;
+        drop(s);
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert!(matches!(
+            s.watch("", first).await,
+            Err(StoreError::Compacted { .. })
+        ));
+        let mut w = s.watch("", second).await.unwrap();
+        let third = s.put("c", vec![], 0).await.unwrap();
+        assert_eq!(
+            next(&mut w).await.unwrap().unwrap().kv().mod_revision,
+            third
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn invalid_requests_are_rejected() {
+        let s = EmbeddedStore::in_memory().unwrap();
+        assert!(matches!(
+            s.watch("", -1).await,
+            Err(StoreError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            s.grant_lease(Duration::ZERO).await,
+            Err(StoreError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn opening_outside_a_tokio_runtime_fails_cleanly() {
+        assert!(matches!(
+            EmbeddedStore::in_memory(),
+            Err(StoreError::Backend(_))
+        ));
+    }
+}
