@@ -292,8 +292,11 @@ impl Keepalived {
         self.leases.lock().expect("lease map lock").remove(&(ns.to_string(), name.to_string()));
 
         if entity.deregister {
+            // The deregistration deletes the switch itself; revoking its lease first would
+            // delete it early and look like a second expiry to the watchers.
+            let result = self.deregister(entity).await;
             let _ = store.revoke_lease(lease).await;
-            return self.deregister(entity).await;
+            return result;
         }
 
         let now = now_unix();
@@ -338,6 +341,7 @@ impl Keepalived {
                 failure: vec![],
             })
             .await?;
+        Metrics::inc(&self.metrics().deregistrations_total);
         let now = now_unix();
         for (_, mut event) in events {
             if let Some(check) = event.check.as_mut() {
@@ -368,7 +372,6 @@ impl Keepalived {
             };
             let _ = self.eventd.bus.send(Arc::new(event));
         }
-        Metrics::inc(&self.metrics().deregistrations_total);
         tracing::info!(namespace = %ns, entity = %name, "Entity deregistered");
         Ok(())
     }
