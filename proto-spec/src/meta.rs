@@ -9,9 +9,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ObjectMeta {
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "crate::serde_util::null_as_default"
+    )]
     pub name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "crate::serde_util::null_as_default"
+    )]
     pub namespace: String,
     #[serde(
         skip_serializing_if = "BTreeMap::is_empty",
@@ -23,7 +29,10 @@ pub struct ObjectMeta {
         deserialize_with = "crate::serde_util::null_as_default"
     )]
     pub annotations: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "crate::serde_util::null_as_default"
+    )]
     pub created_by: String,
 }
 
@@ -47,8 +56,27 @@ impl ObjectMeta {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ResourceReference {
+    #[serde(deserialize_with = "crate::serde_util::null_as_default")]
     pub name: String,
-    #[serde(rename = "type")]
+    #[serde(
+        rename = "type",
+        deserialize_with = "crate::serde_util::null_as_default"
+    )]
     pub type_: String,
+    #[serde(deserialize_with = "crate::serde_util::null_as_default")]
     pub api_version: String,
+}
+
+impl ResourceReference {
+    pub fn new(
+        api_version: impl Into<String>,
+        type_: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        ResourceReference {
+            name: name.into(),
+            type_: type_.into(),
+            api_version: api_version.into(),
+        }
+    }
 }

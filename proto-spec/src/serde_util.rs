@@ -16,8 +16,13 @@ where
 /// write `2.0` where Go writes `2`.
 pub fn go_float<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e21 {
-        // Exact: every integral f64 below 1e21 fits an i128.
-        s.serialize_i128(*v as i128)
+        // Exact: every integral f64 below 1e21 fits an i128. i64 where it fits, because some
+        // serializers (serde_json's Value among them) reject i128 values beyond 64 bits.
+        let i = *v as i128;
+        match i64::try_from(i) {
+            Ok(small) => s.serialize_i64(small),
+            Err(_) => s.serialize_i128(i),
+        }
     } else {
         s.serialize_f64(*v)
     }

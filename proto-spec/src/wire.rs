@@ -118,10 +118,14 @@ pub fn split(frame: &[u8]) -> Result<(&str, &[u8]), FrameError> {
         .iter()
         .take(MAX_TYPE_LEN + 1)
         .position(|b| *b == b'\n')
-        .ok_or(if frame.len() > MAX_TYPE_LEN {
-            FrameError::BadType
-        } else {
-            FrameError::MissingSeparator
+        // A newline further on means the type is too long; none at all means the frame
+        // has no separator, whatever its length.
+        .ok_or_else(|| {
+            if frame.contains(&b'\n') {
+                FrameError::BadType
+            } else {
+                FrameError::MissingSeparator
+            }
         })?;
     let ty = std::str::from_utf8(&frame[..nl]).map_err(|_| FrameError::BadType)?;
     Ok((ty, &frame[nl + 1..]))

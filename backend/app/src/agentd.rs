@@ -11,17 +11,17 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use proto_spec::ObjectMeta;
 use proto_spec::v2::entity::ENTITY_CLASS_AGENT;
 use proto_spec::v2::entity_config::ENTITY_CONFIG_NOT_FOUND;
 use proto_spec::v2::{EntityConfig, Event};
 use proto_spec::validate::{validate_name, validate_subscription};
 use proto_spec::wire::{self, FrameError, Message};
-use proto_spec::ObjectMeta;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthError, Authenticator};
@@ -29,6 +29,12 @@ use crate::eventd::{Dispatcher, Work};
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::repo::Repo;
+
+/// A session that sends nothing at all (no frame, no WebSocket ping) for this long is closed.
+/// Agents ping every `--backend-heartbeat-interval` (30 s) and send keepalives every 20 s by
+/// default, so only a half-open connection gets here; the generous bound leaves room for
+/// agents configured with long intervals.
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct AgentdState {
@@ -56,7 +62,10 @@ struct Peer {
 }
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(serde_json::json!({ "message": message.into(), "code": code_for(status) })))
+    (
+        status,
+        axum::Json(serde_json::json!({ "message": message.into(), "code": code_for(status) })),
+    )
         .into_response()
 }
 
@@ -71,13 +80,25 @@ fn code_for(status: StatusCode) -> u32 {
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().trim()
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .trim()
 }
 
-async fn upgrade(State(state): State<AgentdState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(state): State<AgentdState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if Instant::now() < state.serve_after {
-        let mut resp = refuse(StatusCode::SERVICE_UNAVAILABLE, "backend is starting, retry shortly");
-        resp.headers_mut().insert("Retry-After", HeaderValue::from_static("5"));
+        let mut resp = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backend is starting, retry shortly",
+        );
+        resp.headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("5"));
         return resp;
     }
     let namespace = header(&headers, wire::HEADER_NAMESPACE).to_string();
@@ -92,7 +113,10 @@ async fn upgrade(State(state): State<AgentdState>, headers: HeaderMap, ws: WebSo
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    if let Some(e) = subscriptions.iter().find_map(|s| validate_subscription("Sensu-Subscriptions", s).err()) {
+    if let Some(e) = subscriptions
+        .iter()
+        .find_map(|s| validate_subscription("Sensu-Subscriptions", s).err())
+    {
         Metrics::inc(&state.metrics.handshake_invalid_total);
         return refuse(StatusCode::BAD_REQUEST, e.to_string());
     }
@@ -100,14 +124,19 @@ async fn upgrade(State(state): State<AgentdState>, headers: HeaderMap, ws: WebSo
         Ok(true) => {}
         Ok(false) => {
             Metrics::inc(&state.metrics.handshake_unknown_namespace_total);
-            return refuse(StatusCode::NOT_FOUND, format!("namespace {namespace:?} not found"));
+            return refuse(
+                StatusCode::NOT_FOUND,
+                format!("namespace {namespace:?} not found"),
+            );
         }
         Err(e) => {
             tracing::error!(error = %e, "Store unavailable during an agent handshake");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
         }
     }
-    let authz = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authz = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     match state.auth.authenticate_header(authz).await {
         Ok(_) => {}
         Err(AuthError::Repo(e)) => {
@@ -130,8 +159,14 @@ async fn upgrade(State(state): State<AgentdState>, headers: HeaderMap, ws: WebSo
     if let Ok(v) = HeaderValue::from_str(&backend_id) {
         h.insert(wire::HEADER_BACKEND_ID, v);
     }
-    h.insert("Content-Type", HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
-    h.insert(wire::HEADER_PROTOCOL_VERSION, HeaderValue::from(wire::PROTOCOL_VERSION));
+    h.insert(
+        "Content-Type",
+        HeaderValue::from_static(wire::CONTENT_TYPE_JSON),
+    );
+    h.insert(
+        wire::HEADER_PROTOCOL_VERSION,
+        HeaderValue::from(wire::PROTOCOL_VERSION),
+    );
     resp
 }
 
@@ -146,7 +181,11 @@ async fn session(state: AgentdState, peer: Peer, mut socket: WebSocket) {
 
 async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -> String {
     // The stored configuration (or "not found") goes first, as Sensu's backend does.
-    let config = match state.repo.get::<EntityConfig>(&keys::entity_config(&peer.namespace, &peer.agent)).await {
+    let config = match state
+        .repo
+        .get::<EntityConfig>(&keys::entity_config(&peer.namespace, &peer.agent))
+        .await
+    {
         Ok(Some(c)) => c,
         Ok(None) => EntityConfig {
             metadata: ObjectMeta::new(peer.namespace.clone(), ENTITY_CONFIG_NOT_FOUND),
@@ -159,7 +198,10 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
         }
     };
     let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
-    if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
+    if send(state, socket, WsMessage::Binary(frame.into()))
+        .await
+        .is_err()
+    {
         return "could not send entity_config".into();
     }
     loop {
@@ -168,16 +210,28 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
                 close(socket, wire::CLOSE_NORMAL_GOING_AWAY, "backend shutting down").await;
                 return "backend shutdown".into();
             }
-            m = socket.recv() => m,
+            m = tokio::time::timeout(SESSION_IDLE_TIMEOUT, socket.recv()) => match m {
+                Ok(m) => m,
+                Err(_) => {
+                    close(socket, wire::CLOSE_POLICY_VIOLATION, "no frame or ping for too long").await;
+                    return format!("idle for {}s", SESSION_IDLE_TIMEOUT.as_secs());
+                }
+            },
         };
         let msg = match msg {
             None => return "connection closed".into(),
             Some(Err(e)) => {
                 let text = e.to_string();
                 // axum surfaces tungstenite's capacity error as a read error.
-                if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+                if text.contains("too long")
+                    || text.contains("too big")
+                    || text.contains("Space limit")
+                {
                     Metrics::inc(&state.metrics.frames_oversized_total);
-                    let err = FrameError::TooLarge { size: 0, limit: wire::MAX_FRAME_BYTES };
+                    let err = FrameError::TooLarge {
+                        size: 0,
+                        limit: wire::MAX_FRAME_BYTES,
+                    };
                     close(socket, err.close_code(), "frame exceeds the size limit").await;
                     return format!("oversized frame: {text}");
                 }
@@ -251,7 +305,11 @@ async fn submit(state: &AgentdState, peer: &Peer, mut event: Event, keepalive: b
         tracing::warn!(agent = %peer.agent, "Dropping an event with neither check nor metrics");
         return true;
     }
-    let work = if keepalive { Work::Keepalive(Box::new(event)) } else { Work::Event(Box::new(event)) };
+    let work = if keepalive {
+        Work::Keepalive(Box::new(event))
+    } else {
+        Work::Event(Box::new(event))
+    };
     state.dispatcher.submit(work).await
 }
 
@@ -268,6 +326,13 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     while reason.len() > 123 {
         reason.pop();
     }
-    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
-    let _ = tokio::time::timeout(Duration::from_secs(2), socket.send(WsMessage::Close(Some(frame)))).await;
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        socket.send(WsMessage::Close(Some(frame))),
+    )
+    .await;
 }

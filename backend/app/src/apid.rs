@@ -43,11 +43,17 @@ pub fn router(state: ApiState, body_limit: usize) -> Router {
         .route("/namespaces/{ns}", get(get_namespace).put(put_namespace))
         .route("/entities", get(list_all_entities))
         .route("/namespaces/{ns}/entities", get(list_entities))
-        .route("/namespaces/{ns}/entities/{name}", get(get_entity).delete(delete_entity))
+        .route(
+            "/namespaces/{ns}/entities/{name}",
+            get(get_entity).delete(delete_entity),
+        )
         .route("/events", get(list_all_events))
         .route("/namespaces/{ns}/events", get(list_events))
         .route("/namespaces/{ns}/events/{entity}", get(list_entity_events))
-        .route("/namespaces/{ns}/events/{entity}/{check}", get(get_event).delete(delete_event))
+        .route(
+            "/namespaces/{ns}/events/{entity}/{check}",
+            get(get_event).delete(delete_event),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), require_user));
     Router::new()
         .nest("/api/core/v2", api)
@@ -57,7 +63,10 @@ pub fn router(state: ApiState, body_limit: usize) -> Router {
         .route("/ready", get(ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), count_and_gate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_and_gate,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -73,7 +82,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -86,7 +98,9 @@ impl ApiError {
 /// Sensu's numeric error codes (sensu-compat 6.2).
 fn sensu_code(status: StatusCode) -> u32 {
     match status {
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => 1,
+        StatusCode::BAD_REQUEST
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE => 1,
         StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => 2,
         StatusCode::CONFLICT => 3,
         StatusCode::FORBIDDEN => 4,
@@ -112,7 +126,10 @@ impl From<RepoError> for ApiError {
             other => {
                 // Details go to the log, not to the client.
                 tracing::error!(error = %other, "Store failure while serving the API");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error: the store failed; see the backend log")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: the store failed; see the backend log",
+                )
             }
         }
     }
@@ -135,7 +152,9 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => {
                 let status = match &rejection {
-                    JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
+                    JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_) => {
+                        StatusCode::BAD_REQUEST
+                    }
                     other => other.status(),
                 };
                 Err(ApiError::new(status, rejection.body_text()))
@@ -157,22 +176,33 @@ async fn method_not_allowed() -> ApiError {
 async fn count_and_gate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     Metrics::inc(&state.metrics.api_requests_total);
     if Instant::now() < state.serve_after && req.uri().path() != "/health" {
-        let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "backend is starting, retry shortly").into_response();
-        resp.headers_mut().insert("Retry-After", HeaderValue::from_static("5"));
+        let mut resp = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backend is starting, retry shortly",
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("5"));
         return resp;
     }
     next.run(req).await
 }
 
 async fn require_user(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     match state.auth.authenticate_header(header).await {
         Ok(_) => next.run(req).await,
         Err(AuthError::Repo(e)) => ApiError::from(e).into_response(),
         Err(e) => {
             Metrics::inc(&state.metrics.api_unauthorized_total);
             let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
-            resp.headers_mut().insert("WWW-Authenticate", HeaderValue::from_static("Basic realm=\"picket\""));
+            resp.headers_mut().insert(
+                "WWW-Authenticate",
+                HeaderValue::from_static("Basic realm=\"picket\""),
+            );
             resp
         }
     }
@@ -192,9 +222,9 @@ impl ListParams {
     fn limit(&self) -> Result<usize, ApiError> {
         match self.limit.as_deref() {
             None | Some("") => Ok(0),
-            Some(raw) => raw
-                .parse::<usize>()
-                .map_err(|_| ApiError::bad_request(format!("limit {raw:?} is not a non-negative integer"))),
+            Some(raw) => raw.parse::<usize>().map_err(|_| {
+                ApiError::bad_request(format!("limit {raw:?} is not a non-negative integer"))
+            }),
         }
     }
 }
@@ -202,10 +232,11 @@ impl ListParams {
 /// A list response: a JSON array plus `Sensu-Continue` when more remain.
 fn list_response<T: Serialize>(page: Page<T>) -> Response {
     let mut resp = Json(page.items).into_response();
-    if let Some(token) = page.continue_token {
-        if let Ok(v) = HeaderValue::from_str(&token) {
-            resp.headers_mut().insert("Sensu-Continue", v);
-        }
+    if let Some(v) = page
+        .continue_token
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        resp.headers_mut().insert("Sensu-Continue", v);
     }
     resp
 }
@@ -215,7 +246,10 @@ fn single_response<T: Serialize>(value: &T) -> Response {
     let body = encode(value);
     let etag = format!("\"{:016x}\"", fnv1a(&body));
     let mut resp = (
-        [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response();
@@ -226,7 +260,9 @@ fn single_response<T: Serialize>(value: &T) -> Response {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 async fn require_namespace(repo: &Repo, ns: &str) -> Result<(), ApiError> {
@@ -283,7 +319,10 @@ async fn version(State(state): State<ApiState>) -> Response {
 
 async fn metrics(State(state): State<ApiState>) -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -292,18 +331,33 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 async fn ready(State(state): State<ApiState>) -> Response {
     match state.repo.store.revision().await {
         Ok(_) => (StatusCode::OK, "ok").into_response(),
-        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response(),
+        Err(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
     }
 }
 
 // === namespaces ===
 
-async fn list_namespaces(State(state): State<ApiState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
-    let page = state.repo.list::<Namespace>(&keys::namespaces_prefix(), p.limit()?, p.continue_token.as_deref()).await?;
+async fn list_namespaces(
+    State(state): State<ApiState>,
+    Query(p): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let page = state
+        .repo
+        .list::<Namespace>(
+            &keys::namespaces_prefix(),
+            p.limit()?,
+            p.continue_token.as_deref(),
+        )
+        .await?;
     Ok(list_response(page))
 }
 
-async fn get_namespace(State(state): State<ApiState>, Path(ns): Path<String>) -> Result<Response, ApiError> {
+async fn get_namespace(
+    State(state): State<ApiState>,
+    Path(ns): Path<String>,
+) -> Result<Response, ApiError> {
     let n: Namespace = state
         .repo
         .get(&keys::namespace(&ns))
@@ -312,7 +366,10 @@ async fn get_namespace(State(state): State<ApiState>, Path(ns): Path<String>) ->
     Ok(single_response(&n))
 }
 
-async fn create_namespace(State(state): State<ApiState>, ApiJson(n): ApiJson<Namespace>) -> Result<Response, ApiError> {
+async fn create_namespace(
+    State(state): State<ApiState>,
+    ApiJson(n): ApiJson<Namespace>,
+) -> Result<Response, ApiError> {
     validate_name("name", &n.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let key = keys::namespace(&n.name);
     let created = state
@@ -326,7 +383,10 @@ async fn create_namespace(State(state): State<ApiState>, ApiJson(n): ApiJson<Nam
         .await?
         .succeeded;
     if !created {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("namespace {:?} already exists", n.name)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("namespace {:?} already exists", n.name),
+        ));
     }
     Ok(StatusCode::CREATED.into_response())
 }
@@ -349,7 +409,10 @@ async fn put_namespace(
 
 // === entities ===
 
-async fn list_all_entities(State(state): State<ApiState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
+async fn list_all_entities(
+    State(state): State<ApiState>,
+    Query(p): Query<ListParams>,
+) -> Result<Response, ApiError> {
     let page = entities::list(&state.repo, None, p.limit()?, p.continue_token.as_deref()).await?;
     Ok(list_response(redact_all(page)))
 }
@@ -360,15 +423,26 @@ async fn list_entities(
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     require_namespace(&state.repo, &ns).await?;
-    let page = entities::list(&state.repo, Some(&ns), p.limit()?, p.continue_token.as_deref()).await?;
+    let page = entities::list(
+        &state.repo,
+        Some(&ns),
+        p.limit()?,
+        p.continue_token.as_deref(),
+    )
+    .await?;
     Ok(list_response(redact_all(page)))
 }
 
-async fn get_entity(State(state): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn get_entity(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     require_namespace(&state.repo, &ns).await?;
     let entity = entities::get(&state.repo, &ns, &name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("entity {name:?} not found in namespace {ns:?}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("entity {name:?} not found in namespace {ns:?}"))
+        })?;
     Ok(single_response(&entity.redacted()))
 }
 
@@ -382,17 +456,23 @@ async fn delete_entity(
         .repo
         .store
         .txn(Txn {
-            compares: vec![backend_store::Compare::present(keys::entity_config(&ns, &name))],
+            compares: vec![backend_store::Compare::present(keys::entity_config(
+                &ns, &name,
+            ))],
             success: vec![
                 Op::delete(keys::entity_config(&ns, &name)),
                 Op::delete(keys::entity_state(&ns, &name)),
-                Op::DeletePrefix { prefix: keys::entity_events_prefix(&ns, &name) },
+                Op::DeletePrefix {
+                    prefix: keys::entity_events_prefix(&ns, &name),
+                },
             ],
             failure: vec![],
         })
         .await?;
     if !resp.succeeded {
-        return Err(ApiError::not_found(format!("entity {name:?} not found in namespace {ns:?}")));
+        return Err(ApiError::not_found(format!(
+            "entity {name:?} not found in namespace {ns:?}"
+        )));
     }
     if let Err(e) = state.keepalived.bury(&ns, &name).await {
         tracing::warn!(error = %e, namespace = %ns, entity = %name, "Could not remove the keepalive switch of a deleted entity");
@@ -402,9 +482,22 @@ async fn delete_entity(
 
 // === events ===
 
-async fn list_all_events(State(state): State<ApiState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
-    let page = state.repo.list::<Event>(&keys::events_prefix(None), p.limit()?, p.continue_token.as_deref()).await?;
-    Ok(list_response(Page { items: page.items.into_iter().map(redact_event).collect(), ..page }))
+async fn list_all_events(
+    State(state): State<ApiState>,
+    Query(p): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let page = state
+        .repo
+        .list::<Event>(
+            &keys::events_prefix(None),
+            p.limit()?,
+            p.continue_token.as_deref(),
+        )
+        .await?;
+    Ok(list_response(Page {
+        items: page.items.into_iter().map(redact_event).collect(),
+        ..page
+    }))
 }
 
 async fn list_events(
@@ -413,8 +506,18 @@ async fn list_events(
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     require_namespace(&state.repo, &ns).await?;
-    let page = state.repo.list::<Event>(&keys::events_prefix(Some(&ns)), p.limit()?, p.continue_token.as_deref()).await?;
-    Ok(list_response(Page { items: page.items.into_iter().map(redact_event).collect(), ..page }))
+    let page = state
+        .repo
+        .list::<Event>(
+            &keys::events_prefix(Some(&ns)),
+            p.limit()?,
+            p.continue_token.as_deref(),
+        )
+        .await?;
+    Ok(list_response(Page {
+        items: page.items.into_iter().map(redact_event).collect(),
+        ..page
+    }))
 }
 
 async fn list_entity_events(
@@ -425,9 +528,16 @@ async fn list_entity_events(
     require_namespace(&state.repo, &ns).await?;
     let page = state
         .repo
-        .list::<Event>(&keys::entity_events_prefix(&ns, &entity), p.limit()?, p.continue_token.as_deref())
+        .list::<Event>(
+            &keys::entity_events_prefix(&ns, &entity),
+            p.limit()?,
+            p.continue_token.as_deref(),
+        )
         .await?;
-    Ok(list_response(Page { items: page.items.into_iter().map(redact_event).collect(), ..page }))
+    Ok(list_response(Page {
+        items: page.items.into_iter().map(redact_event).collect(),
+        ..page
+    }))
 }
 
 async fn get_event(
@@ -439,7 +549,11 @@ async fn get_event(
         .repo
         .get(&keys::event(&ns, &entity, &check))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("event {entity}/{check} not found in namespace {ns:?}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "event {entity}/{check} not found in namespace {ns:?}"
+            ))
+        })?;
     Ok(single_response(&redact_event(event)))
 }
 
@@ -448,9 +562,16 @@ async fn delete_event(
     Path((ns, entity, check)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     require_namespace(&state.repo, &ns).await?;
-    if state.repo.store.delete(&keys::event(&ns, &entity, &check)).await? == 0 {
-        return Err(ApiError::not_found(format!("event {entity}/{check} not found in namespace {ns:?}")));
+    if state
+        .repo
+        .store
+        .delete(&keys::event(&ns, &entity, &check))
+        .await?
+        == 0
+    {
+        return Err(ApiError::not_found(format!(
+            "event {entity}/{check} not found in namespace {ns:?}"
+        )));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
-

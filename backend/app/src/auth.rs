@@ -39,18 +39,26 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(repo: Repo) -> Self {
-        Authenticator { repo, verified: Mutex::new(HashMap::new()), hasher: Default::default() }
+        Authenticator {
+            repo,
+            verified: Mutex::new(HashMap::new()),
+            hasher: Default::default(),
+        }
     }
 
     /// Check `Authorization: Basic ...` against the stored users; returns the user.
     pub async fn authenticate_header(&self, header: Option<&str>) -> Result<User, AuthError> {
-        let (user, pass) = parse_basic(header.ok_or(AuthError::Missing)?).ok_or(AuthError::Missing)?;
+        let (user, pass) =
+            parse_basic(header.ok_or(AuthError::Missing)?).ok_or(AuthError::Missing)?;
         self.authenticate(&user, &pass).await
     }
 
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<User, AuthError> {
-        let user: User =
-            self.repo.get(&keys::user(username)).await?.ok_or(AuthError::BadCredentials)?;
+        let user: User = self
+            .repo
+            .get(&keys::user(username))
+            .await?
+            .ok_or(AuthError::BadCredentials)?;
         if user.disabled || user.password_hash.is_empty() {
             return Err(AuthError::BadCredentials);
         }
@@ -62,10 +70,14 @@ impl Authenticator {
             h.finish()
         };
         let cache_key = (username.to_string(), digest);
-        if let Some(at) = self.verified.lock().expect("auth cache lock").get(&cache_key) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(user);
-            }
+        let cached = self
+            .verified
+            .lock()
+            .expect("auth cache lock")
+            .get(&cache_key)
+            .copied();
+        if cached.is_some_and(|at| at.elapsed() < CACHE_TTL) {
+            return Ok(user);
         }
         let hash = user.password_hash.clone();
         let pw = password.to_string();
@@ -93,7 +105,9 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -112,7 +126,10 @@ mod tests {
 
     #[test]
     fn parses_basic_headers() {
-        assert_eq!(parse_basic("Basic YWdlbnQ6UEBzc3cwcmQh"), Some(("agent".into(), "P@ssw0rd!".into())));
+        assert_eq!(
+            parse_basic("Basic YWdlbnQ6UEBzc3cwcmQh"),
+            Some(("agent".into(), "P@ssw0rd!".into()))
+        );
         assert_eq!(parse_basic("Bearer abc"), None);
         assert_eq!(parse_basic("Basic !!!"), None);
         assert_eq!(parse_basic("Basic bm9jb2xvbg=="), None);

@@ -54,9 +54,16 @@ impl BackendConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("cannot listen on {addr} for the {what}: {source}")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the {what} server failed: {source}")]
-    Serve { what: &'static str, source: std::io::Error },
+    Serve {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 pub struct Backend {
@@ -74,15 +81,26 @@ impl Backend {
         let api_listener = bind("REST API", config.api_listen).await?;
         let agent_listener = bind("agent WebSocket port", config.agent_listen).await?;
         let (bus, _) = broadcast::channel(4096);
-        Ok(Backend { config, store, api_listener, agent_listener, metrics: Arc::new(Metrics::default()), bus })
+        Ok(Backend {
+            config,
+            store,
+            api_listener,
+            agent_listener,
+            metrics: Arc::new(Metrics::default()),
+            bus,
+        })
     }
 
     pub fn api_addr(&self) -> SocketAddr {
-        self.api_listener.local_addr().expect("bound listener has an address")
+        self.api_listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn agent_addr(&self) -> SocketAddr {
-        self.agent_listener.local_addr().expect("bound listener has an address")
+        self.agent_listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Processed events, for in-process observers (the pipeline, tests).
@@ -98,7 +116,11 @@ impl Backend {
         let started = Instant::now();
         let repo = Repo::new(self.store.clone());
         let auth = Arc::new(Authenticator::new(repo.clone()));
-        let eventd = Eventd { repo: repo.clone(), metrics: self.metrics.clone(), bus: self.bus.clone() };
+        let eventd = Eventd {
+            repo: repo.clone(),
+            metrics: self.metrics.clone(),
+            bus: self.bus.clone(),
+        };
         let keepalived = Arc::new(Keepalived::new(eventd.clone()));
         let dispatcher = Dispatcher::start(
             self.config.eventd_workers,
@@ -133,13 +155,21 @@ impl Backend {
         tracing::info!(api = %self.api_addr(), agents = %self.agent_addr(), "Backend serving");
 
         let stop = shutdown.clone();
-        let agents = axum::serve(self.agent_listener, agent_app).with_graceful_shutdown(async move { stop.cancelled().await });
+        let agents = axum::serve(self.agent_listener, agent_app)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         let stop = shutdown.clone();
-        let api = axum::serve(self.api_listener, api_app).with_graceful_shutdown(async move { stop.cancelled().await });
+        let api = axum::serve(self.api_listener, api_app)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         let (a, b) = tokio::join!(agents.into_future(), api.into_future());
         monitor.abort();
-        a.map_err(|source| BackendError::Serve { what: "agent", source })?;
-        b.map_err(|source| BackendError::Serve { what: "API", source })?;
+        a.map_err(|source| BackendError::Serve {
+            what: "agent",
+            source,
+        })?;
+        b.map_err(|source| BackendError::Serve {
+            what: "API",
+            source,
+        })?;
         Ok(())
     }
 }
@@ -151,7 +181,13 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Backe
         Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
             let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
             tracing::warn!(error = %e, "IPv6 wildcard unavailable; listening on {v4}");
-            TcpListener::bind(v4).await.map_err(|source| BackendError::Bind { what, addr: v4, source })
+            TcpListener::bind(v4)
+                .await
+                .map_err(|source| BackendError::Bind {
+                    what,
+                    addr: v4,
+                    source,
+                })
         }
         Err(source) => Err(BackendError::Bind { what, addr, source }),
     }

@@ -22,7 +22,11 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/cache/picket/picket-backend";
 const LATER: &str = "(not implemented yet: arrives with a later release)";
 
 #[derive(Debug, Parser)]
-#[command(name = "picket-backend", version, about = "Picket backend: schedules checks, keeps state, serves the API and agents.")]
+#[command(
+    name = "picket-backend",
+    version,
+    about = "Picket backend: schedules checks, keeps state, serves the API and agents."
+)]
 #[command(args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -32,9 +36,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the backend (initialises an empty store on first start).
-    Start(StartFlags),
+    Start(Box<StartFlags>),
     /// Seed a new store: the default namespace, the admin user and the agent user.
-    Init(InitFlags),
+    Init(Box<InitFlags>),
     /// Print the version.
     Version,
 }
@@ -253,9 +257,14 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Cli, Conf
     let Some((sub_name, sub_matches)) = first.subcommand() else {
         return Ok(Cli::from_arg_matches(&first)?);
     };
-    let sub = cmd.find_subcommand(sub_name).expect("subcommand exists").clone();
-    let known: Vec<String> =
-        sub.get_arguments().filter_map(|a| a.get_long().map(str::to_string)).collect();
+    let sub = cmd
+        .find_subcommand(sub_name)
+        .expect("subcommand exists")
+        .clone();
+    let known: Vec<String> = sub
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
     let explicit_file = sub_matches
         .value_source("config_file")
         .is_some_and(|s| s == clap::parser::ValueSource::CommandLine);
@@ -270,7 +279,10 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Cli, Conf
                 if all_known_flags().contains(&key) {
                     continue; // belongs to another subcommand (e.g. init-only keys)
                 }
-                return Err(ConfigError::File { path, reason: format!("unknown key {key:?}") });
+                return Err(ConfigError::File {
+                    path,
+                    reason: format!("unknown key {key:?}"),
+                });
             }
             if env.contains_key(&env_key(&key)) {
                 continue;
@@ -294,7 +306,11 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Cli, Conf
 fn all_known_flags() -> Vec<String> {
     let cmd = Cli::command();
     cmd.get_subcommands()
-        .flat_map(|s| s.get_arguments().filter_map(|a| a.get_long().map(str::to_string)).collect::<Vec<_>>())
+        .flat_map(|s| {
+            s.get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -304,9 +320,17 @@ fn read_config_file(path: &Path, must_exist: bool) -> Result<Vec<(String, String
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(vec![]),
-        Err(e) => return Err(ConfigError::File { path: path.to_path_buf(), reason: e.to_string() }),
+        Err(e) => {
+            return Err(ConfigError::File {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
     };
-    let file_err = |reason: String| ConfigError::File { path: path.to_path_buf(), reason };
+    let file_err = |reason: String| ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
     let doc: Option<BTreeMap<String, serde_norway::Value>> =
         serde_norway::from_str(&text).map_err(|e| file_err(e.to_string()))?;
     let mut out = Vec::new();
@@ -329,7 +353,9 @@ fn read_config_file(path: &Path, must_exist: bool) -> Result<Vec<(String, String
                 .ok_or_else(|| file_err(format!("key {key:?}: map values must be scalars")))?
                 .join(","),
             serde_norway::Value::Tagged(_) => {
-                return Err(file_err(format!("key {key:?}: tagged values are not supported")));
+                return Err(file_err(format!(
+                    "key {key:?}: tagged values are not supported"
+                )));
             }
         };
         out.push((key, rendered));
@@ -355,9 +381,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (num, tail) = rest.split_at(num_end);
-        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_end);
         let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
         let scale = match unit {
@@ -367,7 +397,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+            _ => {
+                return Err(format!(
+                    "invalid duration {s:?}: unknown unit {unit:?} (use ms, s, m or h)"
+                ));
+            }
         };
         total += n * scale;
         rest = next;
@@ -380,9 +414,17 @@ fn duration_from_secs(secs: f64, raw: &str) -> Result<Duration, String> {
 }
 
 /// Parse `k=v,k2=v2` into a map.
-pub fn parse_kv_list(field: &str, raw: Option<&str>) -> Result<BTreeMap<String, String>, ConfigError> {
+pub fn parse_kv_list(
+    field: &str,
+    raw: Option<&str>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut out = BTreeMap::new();
-    for item in raw.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in raw
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let (k, v) = item
             .split_once('=')
             .ok_or_else(|| ConfigError::Invalid(format!("--{field}: {item:?} is not key=value")))?;
@@ -426,8 +468,11 @@ fn is_writable_or_creatable(dir: &Path) -> bool {
 
 /// Resolve `[::]:8080`-style listen addresses; `[::]` falls back to `0.0.0.0` at bind time.
 pub fn parse_listen(field: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
-    raw.parse::<SocketAddr>()
-        .map_err(|e| ConfigError::Invalid(format!("--{field} {raw:?}: {e} (expected host:port, e.g. [::]:8080)")))
+    raw.parse::<SocketAddr>().map_err(|e| {
+        ConfigError::Invalid(format!(
+            "--{field} {raw:?}: {e} (expected host:port, e.g. [::]:8080)"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -440,14 +485,17 @@ mod tests {
 
     fn start(cli: Cli) -> StartFlags {
         match cli.command {
-            Command::Start(s) => s,
+            Command::Start(s) => *s,
             other => panic!("expected start, got {other:?}"),
         }
     }
 
     #[test]
     fn defaults_are_sensus() {
-        let cli = parse(&args(&["picket-backend", "start", "-c", "/nonexistent-ok"]), &HashMap::new());
+        let cli = parse(
+            &args(&["picket-backend", "start", "-c", "/nonexistent-ok"]),
+            &HashMap::new(),
+        );
         // An explicitly named missing file is an error...
         assert!(cli.is_err());
         // ...the default one may be missing.
@@ -468,10 +516,24 @@ mod tests {
         std::fs::write(&file, "agent-port: 9001\napi-url: http://file:8080\nlog-level: debug\nlabels:\n  region: eu\n").unwrap();
         let path = file.to_str().unwrap();
         let mut env = HashMap::new();
-        env.insert("PICKET_BACKEND_API_URL".to_string(), "http://env:8080".to_string());
+        env.insert(
+            "PICKET_BACKEND_API_URL".to_string(),
+            "http://env:8080".to_string(),
+        );
         env.insert("PICKET_BACKEND_LOG_LEVEL".to_string(), "info".to_string());
         let s = start(
-            parse(&args(&["picket-backend", "start", "-c", path, "--log-level", "trace"]), &env).unwrap(),
+            parse(
+                &args(&[
+                    "picket-backend",
+                    "start",
+                    "-c",
+                    path,
+                    "--log-level",
+                    "trace",
+                ]),
+                &env,
+            )
+            .unwrap(),
         );
         assert_eq!(s.agent_port, 9001, "file beats default");
         assert_eq!(s.api_url, "http://env:8080", "env beats file");
@@ -484,9 +546,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("backend.yml");
         std::fs::write(&file, "agent-prot: 9001\n").unwrap();
-        let err = parse(&args(&["picket-backend", "start", "-c", file.to_str().unwrap()]), &HashMap::new())
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            &args(&["picket-backend", "start", "-c", file.to_str().unwrap()]),
+            &HashMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("agent-prot"), "{err}");
     }
 

@@ -49,10 +49,15 @@ pub fn compose(config: EntityConfig, state: Option<EntityState>) -> Entity {
 }
 
 pub async fn get(repo: &Repo, ns: &str, name: &str) -> RepoResult<Option<Entity>> {
-    let Some(config) = repo.get::<EntityConfig>(&keys::entity_config(ns, name)).await? else {
+    let Some(config) = repo
+        .get::<EntityConfig>(&keys::entity_config(ns, name))
+        .await?
+    else {
         return Ok(None);
     };
-    let state = repo.get::<EntityState>(&keys::entity_state(ns, name)).await?;
+    let state = repo
+        .get::<EntityState>(&keys::entity_state(ns, name))
+        .await?;
     Ok(Some(compose(config, state)))
 }
 
@@ -63,13 +68,21 @@ pub async fn list(
     limit: usize,
     continue_token: Option<&str>,
 ) -> RepoResult<Page<Entity>> {
-    let page = repo.list::<EntityConfig>(&keys::entity_configs_prefix(ns), limit, continue_token).await?;
+    let page = repo
+        .list::<EntityConfig>(&keys::entity_configs_prefix(ns), limit, continue_token)
+        .await?;
     let mut items = Vec::with_capacity(page.items.len());
     for config in page.items {
         let state = repo
-            .get::<EntityState>(&keys::entity_state(&config.metadata.namespace, &config.metadata.name))
+            .get::<EntityState>(&keys::entity_state(
+                &config.metadata.namespace,
+                &config.metadata.name,
+            ))
             .await?;
         items.push(compose(config, state));
     }
-    Ok(Page { items, continue_token: page.continue_token })
+    Ok(Page {
+        items,
+        continue_token: page.continue_token,
+    })
 }

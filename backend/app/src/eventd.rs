@@ -67,7 +67,10 @@ impl Eventd {
 pub fn merge_with_previous(check: &mut Check, previous: Option<&Check>) {
     let prev = previous.unwrap_or(check).clone();
     let mut history = prev.history().to_vec();
-    history.push(CheckHistory { status: check.status, executed: check.executed });
+    history.push(CheckHistory {
+        status: check.status,
+        executed: check.executed,
+    });
     if history.len() > MAX_HISTORY {
         history.drain(..history.len() - MAX_HISTORY);
     }
@@ -132,11 +135,10 @@ fn truncate_output(check: &mut Check) {
     }
     let dropped = check.output.len() - cut;
     check.output.truncate(cut);
-    check
-        .config
-        .metadata
-        .labels
-        .insert("sensu.io/output_truncated_bytes".to_string(), dropped.to_string());
+    check.config.metadata.labels.insert(
+        "sensu.io/output_truncated_bytes".to_string(),
+        dropped.to_string(),
+    );
 }
 
 /// Work for one shard.
@@ -145,10 +147,16 @@ pub enum Work {
     Event(Box<Event>),
 }
 
+/// The two queues of one shard: keepalives, then everything else.
+struct ShardQueues {
+    keepalives: mpsc::Sender<Box<Event>>,
+    events: mpsc::Sender<Box<Event>>,
+}
+
 /// Routes work to shard queues by entity; cloneable handle used by agent sessions.
 #[derive(Clone)]
 pub struct Dispatcher {
-    shards: Arc<Vec<(mpsc::Sender<Box<Event>>, mpsc::Sender<Box<Event>>)>>,
+    shards: Arc<Vec<ShardQueues>>,
 }
 
 impl Dispatcher {
@@ -167,10 +175,21 @@ impl Dispatcher {
         for _ in 0..workers {
             let (ka_tx, ka_rx) = mpsc::channel(per_shard);
             let (ev_tx, ev_rx) = mpsc::channel(per_shard);
-            shards.push((ka_tx, ev_tx));
-            tokio::spawn(shard_loop(ka_rx, ev_rx, keepalived.clone(), eventd.clone(), shutdown.clone()));
+            shards.push(ShardQueues {
+                keepalives: ka_tx,
+                events: ev_tx,
+            });
+            tokio::spawn(shard_loop(
+                ka_rx,
+                ev_rx,
+                keepalived.clone(),
+                eventd.clone(),
+                shutdown.clone(),
+            ));
         }
-        Dispatcher { shards: Arc::new(shards) }
+        Dispatcher {
+            shards: Arc::new(shards),
+        }
     }
 
     pub async fn submit(&self, work: Work) -> bool {
@@ -181,8 +200,12 @@ impl Dispatcher {
         let mut h = DefaultHasher::new();
         event.namespace().hash(&mut h);
         event.entity_name().hash(&mut h);
-        let (ka, ev) = &self.shards[(h.finish() as usize) % self.shards.len()];
-        let tx = if is_keepalive { ka } else { ev };
+        let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
+        let tx = if is_keepalive {
+            &shard.keepalives
+        } else {
+            &shard.events
+        };
         tx.send(event).await.is_ok()
     }
 }
@@ -219,7 +242,11 @@ mod tests {
     use super::*;
 
     fn result(status: u32, executed: i64) -> Check {
-        Check { status, executed, ..Default::default() }
+        Check {
+            status,
+            executed,
+            ..Default::default()
+        }
     }
 
     fn run(statuses: &[u32]) -> Check {
@@ -235,8 +262,17 @@ mod tests {
     #[test]
     fn first_result_merges_with_itself() {
         let c = run(&[0]);
-        assert_eq!(c.history(), &[CheckHistory { status: 0, executed: 1 }]);
-        assert_eq!((c.occurrences, c.occurrences_watermark, c.last_ok), (1, 1, 1));
+        assert_eq!(
+            c.history(),
+            &[CheckHistory {
+                status: 0,
+                executed: 1
+            }]
+        );
+        assert_eq!(
+            (c.occurrences, c.occurrences_watermark, c.last_ok),
+            (1, 1, 1)
+        );
         assert_eq!(c.state, "passing");
     }
 
@@ -249,7 +285,11 @@ mod tests {
         let c = run(&[0, 1, 1, 1, 0]);
         assert_eq!((c.occurrences, c.occurrences_watermark), (1, 3));
         let c = run(&[0, 1, 1, 1, 0, 2]);
-        assert_eq!((c.occurrences, c.occurrences_watermark), (1, 1), "a new incident resets the watermark");
+        assert_eq!(
+            (c.occurrences, c.occurrences_watermark),
+            (1, 1),
+            "a new incident resets the watermark"
+        );
     }
 
     #[test]
@@ -286,6 +326,9 @@ mod tests {
         c.config.max_output_size = 2;
         truncate_output(&mut c);
         assert_eq!(c.output, "h");
-        assert_eq!(c.config.metadata.labels["sensu.io/output_truncated_bytes"], "11");
+        assert_eq!(
+            c.config.metadata.labels["sensu.io/output_truncated_bytes"],
+            "11"
+        );
     }
 }

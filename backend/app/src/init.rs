@@ -1,7 +1,8 @@
 //! `picket-backend init`: seed a new store (sensu-compat 6.1).
 
 use backend_store::{Compare, Op, Txn};
-use proto_spec::v2::{Namespace, User};
+use proto_spec::ObjectMeta;
+use proto_spec::v2::{ClusterRole, ClusterRoleBinding, Namespace, RoleRef, Rule, Subject, User};
 use proto_spec::validate::validate_username;
 
 use crate::auth::hash_password;
@@ -40,7 +41,11 @@ pub async fn is_initialized(repo: &Repo) -> Result<bool, InitError> {
 /// Seed the default namespace, the cluster administrator and the `agent` user in one
 /// transaction guarded by the absence of the `.initialized` marker, so two backends racing to
 /// initialise the same store cannot both succeed.
-pub async fn initialize(repo: &Repo, admin_username: &str, admin_password: &str) -> Result<(), InitError> {
+pub async fn initialize(
+    repo: &Repo,
+    admin_username: &str,
+    admin_password: &str,
+) -> Result<(), InitError> {
     validate_username("cluster-admin-username", admin_username)
         .map_err(|e| InitError::InvalidAdmin(e.to_string()))?;
     if admin_password.len() < MIN_PASSWORD_LEN {
@@ -49,7 +54,9 @@ pub async fn initialize(repo: &Repo, admin_username: &str, admin_password: &str)
         )));
     }
     if admin_username == AGENT_USERNAME {
-        return Err(InitError::InvalidAdmin(format!("{AGENT_USERNAME:?} is reserved for agents")));
+        return Err(InitError::InvalidAdmin(format!(
+            "{AGENT_USERNAME:?} is reserved for agents"
+        )));
     }
     let admin_hash = hash_password(admin_password)?;
     let agent_hash = hash_password(AGENT_DEFAULT_PASSWORD)?;
@@ -65,7 +72,9 @@ pub async fn initialize(repo: &Repo, admin_username: &str, admin_password: &str)
         password_hash: agent_hash,
         ..Default::default()
     };
-    let ns = Namespace { name: DEFAULT_NAMESPACE.to_string() };
+    let ns = Namespace {
+        name: DEFAULT_NAMESPACE.to_string(),
+    };
     let txn = Txn {
         compares: vec![Compare::absent(keys::INITIALIZED)],
         success: vec![
@@ -83,10 +92,127 @@ pub async fn initialize(repo: &Repo, admin_username: &str, admin_password: &str)
     }
 }
 
+/// Namespaced resources an `edit` role may change (sensu-compat 1.13).
+const CORE_RESOURCES: &[&str] = &[
+    "assets",
+    "checks",
+    "entities",
+    "events",
+    "filters",
+    "handlers",
+    "hooks",
+    "mutators",
+    "pipelines",
+    "silenced",
+];
+
+fn rule(verbs: &[&str], resources: &[&str]) -> Rule {
+    let strings = |list: &[&str]| Some(list.iter().map(|s| s.to_string()).collect());
+    Rule {
+        verbs: strings(verbs),
+        resources: strings(resources),
+        resource_names: None,
+    }
+}
+
+fn cluster_role(name: &str, rules: Vec<Rule>) -> ClusterRole {
+    ClusterRole {
+        rules: Some(rules),
+        metadata: ObjectMeta {
+            name: name.to_string(),
+            ..Default::default()
+        },
+    }
+}
+
+/// Sensu's default cluster roles, seeded so that bindings written for Sensu work unchanged
+/// once RBAC is enforced.
+pub fn default_cluster_roles() -> Vec<ClusterRole> {
+    let admin_resources: Vec<&str> = CORE_RESOURCES
+        .iter()
+        .copied()
+        .chain(["roles", "rolebindings"])
+        .collect();
+    vec![
+        cluster_role("cluster-admin", vec![rule(&["*"], &["*"])]),
+        cluster_role(
+            "admin",
+            vec![
+                rule(&["*"], &admin_resources),
+                rule(&["get", "list"], &["namespaces"]),
+            ],
+        ),
+        cluster_role(
+            "edit",
+            vec![
+                rule(&["*"], CORE_RESOURCES),
+                rule(&["get", "list"], &["namespaces"]),
+            ],
+        ),
+        cluster_role(
+            "view",
+            vec![
+                rule(&["get", "list"], CORE_RESOURCES),
+                rule(&["get", "list"], &["namespaces"]),
+            ],
+        ),
+        cluster_role("system:agent", vec![rule(&["*"], &["events"])]),
+        cluster_role(
+            "system:user",
+            vec![rule(&["get", "update"], &["localselfuser"])],
+        ),
+    ]
+}
+
+/// Bind the default roles to the groups init gives its users.
+pub fn default_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
+    [
+        ("cluster-admin", CLUSTER_ADMINS_GROUP),
+        ("system:agent", AGENTS_GROUP),
+        ("system:user", "system:users"),
+    ]
+    .into_iter()
+    .map(|(role, group)| ClusterRoleBinding {
+        subjects: Some(vec![Subject {
+            type_: "Group".to_string(),
+            name: group.to_string(),
+        }]),
+        role_ref: RoleRef {
+            type_: "ClusterRole".to_string(),
+            name: role.to_string(),
+        },
+        metadata: ObjectMeta {
+            name: role.to_string(),
+            ..Default::default()
+        },
+    })
+    .collect()
+}
+
 /// A random password for the administrator of a store that initialises itself on first start.
 pub fn generate_password() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut rng = rand::rng();
-    (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rbac_is_valid() {
+        for role in default_cluster_roles() {
+            role.validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", role.metadata.name));
+        }
+        for binding in default_cluster_role_bindings() {
+            binding
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", binding.metadata.name));
+        }
+    }
 }

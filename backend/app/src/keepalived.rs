@@ -64,7 +64,10 @@ pub struct Keepalived {
 
 impl Keepalived {
     pub fn new(eventd: Eventd) -> Self {
-        Keepalived { eventd, leases: Mutex::new(HashMap::new()) }
+        Keepalived {
+            eventd,
+            leases: Mutex::new(HashMap::new()),
+        }
     }
 
     fn metrics(&self) -> &Metrics {
@@ -90,7 +93,11 @@ impl Keepalived {
 
         let config_key = keys::entity_config(&ns, &name);
         let stored: Option<EntityConfig> = repo.get(&config_key).await?;
-        let agent_managed = entity.metadata.labels.get(MANAGED_BY_LABEL).map(String::as_str)
+        let agent_managed = entity
+            .metadata
+            .labels
+            .get(MANAGED_BY_LABEL)
+            .map(String::as_str)
             == Some(MANAGED_BY_AGENT);
         let config = match stored {
             None => {
@@ -129,15 +136,20 @@ impl Keepalived {
         let entity = entities::compose(config, Some(state));
 
         let ka_check = event.check.take().unwrap_or_default();
-        let warning =
-            if ka_check.config.timeout == 0 { DEFAULT_WARNING_TIMEOUT } else { ka_check.config.timeout };
+        let warning = if ka_check.config.timeout == 0 {
+            DEFAULT_WARNING_TIMEOUT
+        } else {
+            ka_check.config.timeout
+        };
         self.arm_alive(&ns, &name, warning).await?;
 
         let now = now_unix();
         let mut check = keepalive_check(&entity, &ka_check.config, now);
         check.status = 0;
-        check.output =
-            format!("Keepalive last sent from {name} at {}", go_time_string_utc(entity.last_seen));
+        check.output = format!(
+            "Keepalive last sent from {name} at {}",
+            go_time_string_utc(entity.last_seen)
+        );
         let out = Event {
             timestamp: now,
             entity: Some(entity),
@@ -157,7 +169,12 @@ impl Keepalived {
     async fn arm_alive(&self, ns: &str, name: &str, ttl: u32) -> Result<(), KeepaliveError> {
         let store = &self.eventd.repo.store;
         let id = (ns.to_string(), name.to_string());
-        let cached = self.leases.lock().expect("lease map lock").get(&id).copied();
+        let cached = self
+            .leases
+            .lock()
+            .expect("lease map lock")
+            .get(&id)
+            .copied();
         if let Some((lease, cached_ttl)) = cached {
             if cached_ttl == ttl {
                 match store.keep_alive(lease).await {
@@ -170,15 +187,32 @@ impl Keepalived {
             }
         }
         let lease = store.grant_lease(Duration::from_secs(ttl.into())).await?;
-        store.put(&keys::keepalive_switch(ns, name), SWITCH_ALIVE.to_vec(), lease).await?;
-        self.leases.lock().expect("lease map lock").insert(id, (lease, ttl));
+        store
+            .put(
+                &keys::keepalive_switch(ns, name),
+                SWITCH_ALIVE.to_vec(),
+                lease,
+            )
+            .await?;
+        self.leases
+            .lock()
+            .expect("lease map lock")
+            .insert(id, (lease, ttl));
         Ok(())
     }
 
     /// Forget an agent's switch (its entity was deleted).
     pub async fn bury(&self, ns: &str, name: &str) -> Result<(), KeepaliveError> {
-        let lease = self.leases.lock().expect("lease map lock").remove(&(ns.to_string(), name.to_string()));
-        self.eventd.repo.store.delete(&keys::keepalive_switch(ns, name)).await?;
+        let lease = self
+            .leases
+            .lock()
+            .expect("lease map lock")
+            .remove(&(ns.to_string(), name.to_string()));
+        self.eventd
+            .repo
+            .store
+            .delete(&keys::keepalive_switch(ns, name))
+            .await?;
         if let Some((lease, _)) = lease {
             let _ = self.eventd.repo.store.revoke_lease(lease).await;
         }
@@ -240,18 +274,20 @@ impl Keepalived {
                     }
                     Some(Ok(change)) => {
                         after = change.kv().mod_revision;
-                        if let WatchEvent::Delete(kv) = change {
-                            if let Some((ns, name)) = keys::split_ns_name(&prefix, &kv.key) {
-                                let (ns, name) = (ns.to_string(), name.to_string());
-                                let this = self.clone();
-                                // Off the watch loop: expiry handling does several writes.
-                                tokio::spawn(async move {
-                                    if let Err(e) = this.handle_expiry(&ns, &name).await {
-                                        tracing::error!(error = %e, namespace = %ns, entity = %name, "Failed to handle a keepalive expiry");
-                                    }
-                                });
+                        let WatchEvent::Delete(kv) = change else {
+                            continue;
+                        };
+                        let Some((ns, name)) = keys::split_ns_name(&prefix, &kv.key) else {
+                            continue;
+                        };
+                        let (ns, name) = (ns.to_string(), name.to_string());
+                        let this = self.clone();
+                        // Off the watch loop: expiry handling does several writes.
+                        tokio::spawn(async move {
+                            if let Err(e) = this.handle_expiry(&ns, &name).await {
+                                tracing::error!(error = %e, namespace = %ns, entity = %name, "Failed to handle a keepalive expiry");
                             }
-                        }
+                        });
                     }
                 }
             }
@@ -270,17 +306,27 @@ impl Keepalived {
             .and_then(|e| e.check.as_ref())
             .map(|c| c.config.clone())
             .unwrap_or_default();
-        let warning = if ka_config.timeout == 0 { DEFAULT_WARNING_TIMEOUT } else { ka_config.timeout };
+        let warning = if ka_config.timeout == 0 {
+            DEFAULT_WARNING_TIMEOUT
+        } else {
+            ka_config.timeout
+        };
         let critical = u32::try_from(ka_config.ttl).unwrap_or(0);
 
         // Leader election: only the backend that re-arms the switch acts on this expiry.
         let store = &repo.store;
-        let lease = store.grant_lease(Duration::from_secs(warning.into())).await?;
+        let lease = store
+            .grant_lease(Duration::from_secs(warning.into()))
+            .await?;
         let switch = keys::keepalive_switch(ns, name);
         let won = store
             .txn(Txn {
                 compares: vec![Compare::absent(switch.clone())],
-                success: vec![Op::put_with_lease(switch.clone(), SWITCH_DEAD.to_vec(), lease)],
+                success: vec![Op::put_with_lease(
+                    switch.clone(),
+                    SWITCH_DEAD.to_vec(),
+                    lease,
+                )],
                 failure: vec![],
             })
             .await?
@@ -289,7 +335,10 @@ impl Keepalived {
             let _ = store.revoke_lease(lease).await;
             return Ok(());
         }
-        self.leases.lock().expect("lease map lock").remove(&(ns.to_string(), name.to_string()));
+        self.leases
+            .lock()
+            .expect("lease map lock")
+            .remove(&(ns.to_string(), name.to_string()));
 
         if entity.deregister {
             // The deregistration deletes the switch itself; revoking its lease first would
@@ -308,7 +357,8 @@ impl Keepalived {
         };
         let mut check = keepalive_check(&entity, &ka_config, now);
         check.status = status;
-        check.output = format!("No keepalive sent from {name} for {silent_for} seconds (>= {threshold})");
+        check.output =
+            format!("No keepalive sent from {name} for {silent_for} seconds (>= {threshold})");
         Metrics::inc(&self.metrics().keepalive_failures_total);
         tracing::warn!(namespace = %ns, entity = %name, status, silent_for, "Keepalive failure");
         let event = Event {
@@ -326,8 +376,13 @@ impl Keepalived {
     /// and deleted, and a deregistration event goes to its deregistration handler.
     async fn deregister(&self, entity: Entity) -> Result<(), KeepaliveError> {
         let repo = &self.eventd.repo;
-        let (ns, name) = (entity.metadata.namespace.clone(), entity.metadata.name.clone());
-        let events: Vec<(String, Event)> = repo.list_all(&keys::entity_events_prefix(&ns, &name)).await?;
+        let (ns, name) = (
+            entity.metadata.namespace.clone(),
+            entity.metadata.name.clone(),
+        );
+        let events: Vec<(String, Event)> = repo
+            .list_all(&keys::entity_events_prefix(&ns, &name))
+            .await?;
         let store = &repo.store;
         store
             .txn(Txn {
@@ -335,7 +390,9 @@ impl Keepalived {
                 success: vec![
                     Op::delete(keys::entity_config(&ns, &name)),
                     Op::delete(keys::entity_state(&ns, &name)),
-                    Op::DeletePrefix { prefix: keys::entity_events_prefix(&ns, &name) },
+                    Op::DeletePrefix {
+                        prefix: keys::entity_events_prefix(&ns, &name),
+                    },
                     Op::delete(keys::keepalive_switch(&ns, &name)),
                 ],
                 failure: vec![],
@@ -391,7 +448,11 @@ fn keepalive_check(entity: &Entity, reported: &CheckConfig, now: i64) -> Check {
             ..ObjectMeta::new(entity.metadata.namespace.clone(), KEEPALIVE_CHECK)
         },
         interval: reported.interval,
-        timeout: if reported.timeout == 0 { DEFAULT_WARNING_TIMEOUT } else { reported.timeout },
+        timeout: if reported.timeout == 0 {
+            DEFAULT_WARNING_TIMEOUT
+        } else {
+            reported.timeout
+        },
         ttl: reported.ttl,
         handlers,
         ..Default::default()

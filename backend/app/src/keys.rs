@@ -15,6 +15,14 @@ pub fn user(name: &str) -> String {
     format!("{ROOT}/users/{name}")
 }
 
+pub fn cluster_role(name: &str) -> String {
+    format!("{ROOT}/rbac/clusterroles/{name}")
+}
+
+pub fn cluster_role_binding(name: &str) -> String {
+    format!("{ROOT}/rbac/clusterrolebindings/{name}")
+}
+
 pub fn entity_config(ns: &str, name: &str) -> String {
     format!("{ROOT}/entity_configs/{ns}/{name}")
 }

@@ -26,7 +26,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(config::ConfigError::Cli(e)) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(EX_USAGE) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
         Err(e) => {
             eprintln!("picket-backend: {e}");
@@ -38,8 +42,8 @@ fn main() -> ExitCode {
             println!("picket-backend version {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Init(flags) => runtime().and_then(|rt| rt.block_on(run_init(flags, &env))),
-        Command::Start(flags) => runtime().and_then(|rt| rt.block_on(run_start(flags, &env))),
+        Command::Init(flags) => runtime().and_then(|rt| rt.block_on(run_init(*flags, &env))),
+        Command::Start(flags) => runtime().and_then(|rt| rt.block_on(run_start(*flags, &env))),
     };
     match result {
         Ok(code) => code,
@@ -51,7 +55,10 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn init_logging(store: &StoreFlags) -> Result<(), ExitCode> {
@@ -69,13 +76,20 @@ fn init_logging(store: &StoreFlags) -> Result<(), ExitCode> {
 
 fn open_store(flags: &StoreFlags, env: &HashMap<String, String>) -> Result<Arc<dyn Store>> {
     if flags.no_embed_etcd || flags.etcd_client_urls.is_some() {
-        bail!("the etcd store is not implemented yet (it arrives with a later release); remove --no-embed-etcd/--etcd-client-urls to use the embedded store");
+        bail!(
+            "the etcd store is not implemented yet (it arrives with a later release); remove --no-embed-etcd/--etcd-client-urls to use the embedded store"
+        );
     }
     let dir = config::resolve_state_dir(flags.state_dir.as_deref(), env);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
     let path = dir.join("store.redb");
-    let store = EmbeddedStore::open(&path)
-        .with_context(|| format!("cannot open the embedded store {} (is another picket-backend using it?)", path.display()))?;
+    let store = EmbeddedStore::open(&path).with_context(|| {
+        format!(
+            "cannot open the embedded store {} (is another picket-backend using it?)",
+            path.display()
+        )
+    })?;
     tracing::info!(path = %path.display(), "Embedded store open");
     Ok(store)
 }
@@ -86,7 +100,10 @@ async fn run_init(flags: InitFlags, env: &HashMap<String, String>) -> Result<Exi
     }
     let store = open_store(&flags.store, env)?;
     let repo = Repo::new(store);
-    let (mut username, mut password) = (flags.cluster_admin_username.clone(), flags.cluster_admin_password.clone());
+    let (mut username, mut password) = (
+        flags.cluster_admin_username.clone(),
+        flags.cluster_admin_password.clone(),
+    );
     if flags.interactive {
         username = Some(prompt("Cluster admin username: ")?);
         password = Some(prompt("Cluster admin password: ")?);
@@ -95,15 +112,21 @@ async fn run_init(flags: InitFlags, env: &HashMap<String, String>) -> Result<Exi
         }
     }
     let (Some(username), Some(password)) = (username, password) else {
-        eprintln!("picket-backend init: --cluster-admin-username and --cluster-admin-password are required (or use --interactive)");
+        eprintln!(
+            "picket-backend init: --cluster-admin-username and --cluster-admin-password are required (or use --interactive)"
+        );
         return Ok(ExitCode::from(EX_USAGE));
     };
     match init::initialize(&repo, &username, &password).await {
         Ok(()) => {
-            println!("Picket store initialised: cluster admin {username:?}, agent user \"agent\", namespace \"default\".");
+            println!(
+                "Picket store initialised: cluster admin {username:?}, agent user \"agent\", namespace \"default\"."
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Err(InitError::AlreadyInitialized) if flags.ignore_already_initialized => Ok(ExitCode::SUCCESS),
+        Err(InitError::AlreadyInitialized) if flags.ignore_already_initialized => {
+            Ok(ExitCode::SUCCESS)
+        }
         Err(InitError::AlreadyInitialized) => {
             eprintln!("picket-backend init: the store is already initialised");
             Ok(ExitCode::from(EX_ALREADY_INITIALIZED))
@@ -135,15 +158,24 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
             return Ok(ExitCode::from(EX_USAGE));
         }
     };
-    let agent_host = flags.agent_host.trim_start_matches('[').trim_end_matches(']');
+    let agent_host = flags
+        .agent_host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let agent_listen = match agent_host.parse::<std::net::IpAddr>() {
         Ok(ip) => std::net::SocketAddr::new(ip, flags.agent_port),
         Err(_) => {
-            eprintln!("picket-backend: --agent-host {:?} is not an IP address", flags.agent_host);
+            eprintln!(
+                "picket-backend: --agent-host {:?} is not an IP address",
+                flags.agent_host
+            );
             return Ok(ExitCode::from(EX_USAGE));
         }
     };
-    for (field, raw) in [("labels", &flags.labels), ("annotations", &flags.annotations)] {
+    for (field, raw) in [
+        ("labels", &flags.labels),
+        ("annotations", &flags.annotations),
+    ] {
         if let Err(e) = config::parse_kv_list(field, raw.as_deref()) {
             eprintln!("picket-backend: {e}");
             return Ok(ExitCode::from(EX_USAGE));
@@ -168,7 +200,11 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
         },
     };
     let backend = Backend::new(config, store).await?;
-    eprintln!("picket-backend: API on {}, agents on {}", backend.api_addr(), backend.agent_addr());
+    eprintln!(
+        "picket-backend: API on {}, agents on {}",
+        backend.api_addr(),
+        backend.agent_addr()
+    );
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
     backend.run(shutdown).await?;
@@ -178,12 +214,19 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
 /// An empty store initialises itself on first start, so one command gives a working
 /// installation. The admin comes from `PICKET_BACKEND_CLUSTER_ADMIN_USERNAME/PASSWORD` when
 /// set, else `admin` with a generated password printed once.
-async fn first_start(store: &Arc<dyn Store>, env: &HashMap<String, String>, state_dir: Option<&Path>) -> Result<()> {
+async fn first_start(
+    store: &Arc<dyn Store>,
+    env: &HashMap<String, String>,
+    state_dir: Option<&Path>,
+) -> Result<()> {
     let repo = Repo::new(store.clone());
     if init::is_initialized(&repo).await? {
         return Ok(());
     }
-    let username = env.get("PICKET_BACKEND_CLUSTER_ADMIN_USERNAME").cloned().unwrap_or_else(|| "admin".to_string());
+    let username = env
+        .get("PICKET_BACKEND_CLUSTER_ADMIN_USERNAME")
+        .cloned()
+        .unwrap_or_else(|| "admin".to_string());
     let (password, generated) = match env.get("PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD") {
         Some(p) => (p.clone(), false),
         None => (init::generate_password(), true),
@@ -192,12 +235,22 @@ async fn first_start(store: &Arc<dyn Store>, env: &HashMap<String, String>, stat
         Ok(()) | Err(InitError::AlreadyInitialized) => {}
         Err(e) => return Err(e).context("cannot initialise the new store"),
     }
-    let shown = if generated { password.as_str() } else { "<from PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD>" };
-    let where_ = state_dir.map(|d| format!(" in {}", d.display())).unwrap_or_default();
+    let shown = if generated {
+        password.as_str()
+    } else {
+        "<from PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD>"
+    };
+    let where_ = state_dir
+        .map(|d| format!(" in {}", d.display()))
+        .unwrap_or_default();
     println!("Picket initialised a new store{where_}.");
     println!("  Log in to the API as {username:?} with password {shown}");
-    println!("  e.g. curl -u {username}:{shown} http://localhost:8080/api/core/v2/namespaces/default/entities");
-    println!("  Agents connect as user \"agent\" with password \"P@ssw0rd!\" (change it before production).");
+    println!(
+        "  e.g. curl -u {username}:{shown} http://localhost:8080/api/core/v2/namespaces/default/entities"
+    );
+    println!(
+        "  Agents connect as user \"agent\" with password \"P@ssw0rd!\" (change it before production)."
+    );
     Ok(())
 }
 

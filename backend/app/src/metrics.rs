@@ -65,7 +65,9 @@ mod tests {
         Metrics::inc(&m.keepalives_total);
         m.agent_sessions.fetch_add(3, Ordering::Relaxed);
         let text = m.render();
-        assert!(text.contains("# TYPE picket_keepalives_total counter\npicket_keepalives_total 1\n"));
+        assert!(
+            text.contains("# TYPE picket_keepalives_total counter\npicket_keepalives_total 1\n")
+        );
         assert!(text.contains("# TYPE picket_agent_sessions gauge\npicket_agent_sessions 3\n"));
     }
 }

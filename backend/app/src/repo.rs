@@ -83,21 +83,48 @@ impl Repo {
             }
             _ => None,
         };
-        let resp = self.store.range(RangeRequest { prefix: prefix.to_string(), start, limit }).await?;
-        let items = resp.kvs.iter().map(decode).collect::<RepoResult<Vec<T>>>()?;
+        let resp = self
+            .store
+            .range(RangeRequest {
+                prefix: prefix.to_string(),
+                start,
+                limit,
+            })
+            .await?;
+        let items = resp
+            .kvs
+            .iter()
+            .map(decode)
+            .collect::<RepoResult<Vec<T>>>()?;
         let continue_token = match (resp.more, resp.next_key) {
             (true, Some(next)) => {
                 Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(next.as_bytes()))
             }
             _ => None,
         };
-        Ok(Page { items, continue_token })
+        Ok(Page {
+            items,
+            continue_token,
+        })
     }
 
     /// Every value under `prefix` (for internal walks, not for API pages).
-    pub async fn list_all<T: DeserializeOwned>(&self, prefix: &str) -> RepoResult<Vec<(String, T)>> {
-        let resp = self.store.range(RangeRequest { prefix: prefix.to_string(), start: None, limit: 0 }).await?;
-        resp.kvs.iter().map(|kv| Ok((kv.key.clone(), decode(kv)?))).collect()
+    pub async fn list_all<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> RepoResult<Vec<(String, T)>> {
+        let resp = self
+            .store
+            .range(RangeRequest {
+                prefix: prefix.to_string(),
+                start: None,
+                limit: 0,
+            })
+            .await?;
+        resp.kvs
+            .iter()
+            .map(|kv| Ok((kv.key.clone(), decode(kv)?)))
+            .collect()
     }
 }
 
@@ -107,6 +134,8 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: DeserializeOwned>(kv: &KeyValue) -> RepoResult<T> {
-    serde_json::from_slice(&kv.value)
-        .map_err(|e| RepoError::Corrupt { key: kv.key.clone(), reason: e.to_string() })
+    serde_json::from_slice(&kv.value).map_err(|e| RepoError::Corrupt {
+        key: kv.key.clone(),
+        reason: e.to_string(),
+    })
 }

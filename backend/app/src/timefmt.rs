@@ -42,8 +42,14 @@ mod tests {
     #[test]
     fn formats_like_go() {
         assert_eq!(go_time_string_utc(0), "1970-01-01 00:00:00 +0000 UTC");
-        assert_eq!(go_time_string_utc(1_678_276_800), "2023-03-08 12:00:00 +0000 UTC");
-        assert_eq!(go_time_string_utc(951_782_400), "2000-02-29 00:00:00 +0000 UTC");
+        assert_eq!(
+            go_time_string_utc(1_678_276_800),
+            "2023-03-08 12:00:00 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_string_utc(951_782_400),
+            "2000-02-29 00:00:00 +0000 UTC"
+        );
         assert_eq!(go_time_string_utc(-1), "1969-12-31 23:59:59 +0000 UTC");
     }
 }

@@ -10,12 +10,12 @@ use backend_app::{Backend, BackendConfig};
 use backend_store::{EmbeddedStore, Store};
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
+use proto_spec::ObjectMeta;
 use proto_spec::v2::{Check, CheckConfig, Entity, Event};
 use proto_spec::wire::{self, Message};
-use proto_spec::ObjectMeta;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
 const ADMIN: (&str, &str) = ("admin", "s3cret-admin");
@@ -35,18 +35,30 @@ impl Drop for TestBackend {
 
 async fn start() -> TestBackend {
     let store: Arc<dyn Store> = EmbeddedStore::in_memory().expect("in-memory store");
-    init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1).await.expect("init");
-    let backend = Backend::new(BackendConfig::loopback(), store).await.expect("bind");
+    init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1)
+        .await
+        .expect("init");
+    let backend = Backend::new(BackendConfig::loopback(), store)
+        .await
+        .expect("bind");
     let api = format!("http://{}", backend.api_addr());
     let agent_url = format!("ws://{}/", backend.agent_addr());
     let events = backend.subscribe_events();
     let shutdown = CancellationToken::new();
     tokio::spawn(backend.run(shutdown.clone()));
-    TestBackend { api, agent_url, shutdown, events }
+    TestBackend {
+        api,
+        agent_url,
+        shutdown,
+        events,
+    }
 }
 
 fn basic(user: &str, pass: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
 }
 
 struct Reply {
@@ -60,20 +72,35 @@ impl Reply {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 async fn http(method: &str, url: &str, auth: Option<(&str, &str)>, body: Option<&str>) -> Reply {
-    let (method, url, body) = (method.to_string(), url.to_string(), body.map(str::to_string));
+    let (method, url, body) = (
+        method.to_string(),
+        url.to_string(),
+        body.map(str::to_string),
+    );
     let auth = auth.map(|(u, p)| basic(u, p));
     tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let mut builder = ureq::http::Request::builder().method(method.as_str()).uri(&url);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut builder = ureq::http::Request::builder()
+            .method(method.as_str())
+            .uri(&url);
         if let Some(a) = &auth {
             builder = builder.header("Authorization", a);
         }
-        let req = builder.header("Content-Type", "application/json").body(body.unwrap_or_default()).unwrap();
+        let req = builder
+            .header("Content-Type", "application/json")
+            .body(body.unwrap_or_default())
+            .unwrap();
         let mut resp = agent.run(req).expect("HTTP request");
         let status = resp.status().as_u16();
         let headers = resp
@@ -82,13 +109,18 @@ async fn http(method: &str, url: &str, auth: Option<(&str, &str)>, body: Option<
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
             .collect();
         let body = resp.body_mut().read_to_string().unwrap_or_default();
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     })
     .await
     .unwrap()
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(
     tb: &TestBackend,
@@ -105,7 +137,11 @@ async fn connect(
     h.insert("Authorization", basic(creds.0, creds.1).parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
     // The backend speaks first: the entity configuration (or "not found").
-    let first = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     match wire::decode(&first.into_data()).unwrap() {
         Message::EntityConfig(_) => {}
         other => panic!("expected entity_config first, got {other:?}"),
@@ -162,7 +198,10 @@ where
 
 async fn expect_close(ws: &mut Ws) -> u16 {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("close in time") {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("close in time")
+        {
             Some(Ok(WsMessage::Close(Some(frame)))) => return u16::from(frame.code),
             Some(Ok(WsMessage::Close(None))) => return 1005,
             Some(Ok(_)) => continue,
@@ -174,19 +213,34 @@ async fn expect_close(ws: &mut Ws) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_registers_entity_and_serves_it() {
     let mut tb = start().await;
-    let mut ws = connect(&tb, "web-1", "default", ("agent", "P@ssw0rd!")).await.unwrap();
-    ws.send(WsMessage::Binary(keepalive("web-1", "default", 1, 120, 0).into())).await.unwrap();
+    let mut ws = connect(&tb, "web-1", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
+    ws.send(WsMessage::Binary(
+        keepalive("web-1", "default", 1, 120, 0).into(),
+    ))
+    .await
+    .unwrap();
 
     let entity = eventually("entity registration", Duration::from_secs(10), || async {
-        let r = http("GET", &format!("{}/api/core/v2/namespaces/default/entities/web-1", tb.api), Some(ADMIN), None).await;
-        (r.status == 200).then(|| r)
+        let r = http(
+            "GET",
+            &format!("{}/api/core/v2/namespaces/default/entities/web-1", tb.api),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        (r.status == 200).then_some(r)
     })
     .await;
     assert!(entity.header("ETag").is_some_and(|e| e.starts_with('"')));
     let e = entity.json();
     assert_eq!(e["entity_class"], "agent");
     assert_eq!(e["system"]["hostname"], "web-1.example");
-    assert_eq!(e["subscriptions"], serde_json::json!(["linux", "web", "entity:web-1"]));
+    assert_eq!(
+        e["subscriptions"],
+        serde_json::json!(["linux", "web", "entity:web-1"])
+    );
 
     // The registration event went to the bus; the keepalive event is stored.
     let mut saw_registration = false;
@@ -196,38 +250,106 @@ async fn keepalive_registers_entity_and_serves_it() {
             break;
         }
     }
-    assert!(saw_registration, "a registration event is published on first sight");
+    assert!(
+        saw_registration,
+        "a registration event is published on first sight"
+    );
     let ka = eventually("keepalive event", Duration::from_secs(10), || async {
-        let r = http("GET", &format!("{}/api/core/v2/namespaces/default/events/web-1/keepalive", tb.api), Some(ADMIN), None).await;
+        let r = http(
+            "GET",
+            &format!(
+                "{}/api/core/v2/namespaces/default/events/web-1/keepalive",
+                tb.api
+            ),
+            Some(ADMIN),
+            None,
+        )
+        .await;
         (r.status == 200).then(|| r.json())
     })
     .await;
     assert_eq!(ka["check"]["status"], 0);
-    assert!(ka["check"]["output"].as_str().unwrap().starts_with("Keepalive last sent from web-1 at "));
+    assert!(
+        ka["check"]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("Keepalive last sent from web-1 at ")
+    );
     assert_eq!(ka["check"]["handlers"], serde_json::json!(["keepalive"]));
 
     // Lists, all-namespaces lists and pagination.
-    let mut ws2 = connect(&tb, "web-2", "default", ("agent", "P@ssw0rd!")).await.unwrap();
-    ws2.send(WsMessage::Binary(keepalive("web-2", "default", 1, 120, 0).into())).await.unwrap();
+    let mut ws2 = connect(&tb, "web-2", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
+    ws2.send(WsMessage::Binary(
+        keepalive("web-2", "default", 1, 120, 0).into(),
+    ))
+    .await
+    .unwrap();
     eventually("two entities", Duration::from_secs(10), || async {
-        let r = http("GET", &format!("{}/api/core/v2/entities", tb.api), Some(ADMIN), None).await;
+        let r = http(
+            "GET",
+            &format!("{}/api/core/v2/entities", tb.api),
+            Some(ADMIN),
+            None,
+        )
+        .await;
         (r.json().as_array().unwrap().len() == 2).then_some(())
     })
     .await;
-    let page1 = http("GET", &format!("{}/api/core/v2/namespaces/default/entities?limit=1", tb.api), Some(ADMIN), None).await;
+    let page1 = http(
+        "GET",
+        &format!("{}/api/core/v2/namespaces/default/entities?limit=1", tb.api),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(page1.json().as_array().unwrap().len(), 1);
-    let token = page1.header("Sensu-Continue").expect("continue token").to_string();
-    let page2 = http("GET", &format!("{}/api/core/v2/namespaces/default/entities?limit=1&continue={token}", tb.api), Some(ADMIN), None).await;
-    let names: Vec<String> = [page1.json(), page2.json()].iter().map(|p| p[0]["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    let token = page1
+        .header("Sensu-Continue")
+        .expect("continue token")
+        .to_string();
+    let page2 = http(
+        "GET",
+        &format!(
+            "{}/api/core/v2/namespaces/default/entities?limit=1&continue={token}",
+            tb.api
+        ),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    let names: Vec<String> = [page1.json(), page2.json()]
+        .iter()
+        .map(|p| p[0]["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["web-1", "web-2"]);
     assert!(page2.header("Sensu-Continue").is_none());
 
     // Delete removes the entity and its events.
-    let del = http("DELETE", &format!("{}/api/core/v2/namespaces/default/entities/web-2", tb.api), Some(ADMIN), None).await;
+    let del = http(
+        "DELETE",
+        &format!("{}/api/core/v2/namespaces/default/entities/web-2", tb.api),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(del.status, 204);
-    let gone = http("GET", &format!("{}/api/core/v2/namespaces/default/events/web-2", tb.api), Some(ADMIN), None).await;
+    let gone = http(
+        "GET",
+        &format!("{}/api/core/v2/namespaces/default/events/web-2", tb.api),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(gone.json(), serde_json::json!([]));
-    let missing = http("GET", &format!("{}/api/core/v2/namespaces/default/entities/web-2", tb.api), Some(ADMIN), None).await;
+    let missing = http(
+        "GET",
+        &format!("{}/api/core/v2/namespaces/default/entities/web-2", tb.api),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["code"], 2);
 }
@@ -235,10 +357,19 @@ async fn keepalive_registers_entity_and_serves_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_failure_warns_then_goes_critical_then_recovers() {
     let tb = start().await;
-    let mut ws = connect(&tb, "db-1", "default", ("agent", "P@ssw0rd!")).await.unwrap();
+    let mut ws = connect(&tb, "db-1", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
     // Warning after 2 s of silence, critical after 4 s.
-    ws.send(WsMessage::Binary(keepalive("db-1", "default", 1, 2, 4).into())).await.unwrap();
-    let url = format!("{}/api/core/v2/namespaces/default/events/db-1/keepalive", tb.api);
+    ws.send(WsMessage::Binary(
+        keepalive("db-1", "default", 1, 2, 4).into(),
+    ))
+    .await
+    .unwrap();
+    let url = format!(
+        "{}/api/core/v2/namespaces/default/events/db-1/keepalive",
+        tb.api
+    );
     eventually("first keepalive", Duration::from_secs(10), || async {
         (http("GET", &url, Some(ADMIN), None).await.status == 200).then_some(())
     })
@@ -250,23 +381,44 @@ async fn keepalive_failure_warns_then_goes_critical_then_recovers() {
         (e["check"]["status"] == 1).then_some(e)
     })
     .await;
-    assert!(warning["check"]["output"].as_str().unwrap().starts_with("No keepalive sent from db-1 for "));
+    assert!(
+        warning["check"]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("No keepalive sent from db-1 for ")
+    );
     let critical = eventually("critical", Duration::from_secs(20), || async {
         let e = http("GET", &url, Some(ADMIN), None).await.json();
         (e["check"]["status"] == 2).then_some(e)
     })
     .await;
-    assert!(critical["check"]["output"].as_str().unwrap().ends_with("(>= 4)"));
+    assert!(
+        critical["check"]["output"]
+            .as_str()
+            .unwrap()
+            .ends_with("(>= 4)")
+    );
     assert_eq!(critical["check"]["state"], "failing");
 
-    let mut ws = connect(&tb, "db-1", "default", ("agent", "P@ssw0rd!")).await.unwrap();
-    ws.send(WsMessage::Binary(keepalive("db-1", "default", 1, 2, 4).into())).await.unwrap();
+    let mut ws = connect(&tb, "db-1", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
+    ws.send(WsMessage::Binary(
+        keepalive("db-1", "default", 1, 2, 4).into(),
+    ))
+    .await
+    .unwrap();
     let ok = eventually("recovery", Duration::from_secs(10), || async {
         let e = http("GET", &url, Some(ADMIN), None).await.json();
         (e["check"]["status"] == 0).then_some(e)
     })
     .await;
-    let statuses: Vec<u64> = ok["check"]["history"].as_array().unwrap().iter().map(|h| h["status"].as_u64().unwrap()).collect();
+    let statuses: Vec<u64> = ok["check"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_u64().unwrap())
+        .collect();
     assert_eq!(statuses.first(), Some(&0));
     assert!(statuses.contains(&1) && statuses.contains(&2));
     assert_eq!(statuses.last(), Some(&0));
@@ -275,75 +427,208 @@ async fn keepalive_failure_warns_then_goes_critical_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_handshakes_and_frames_are_refused_without_harm() {
     let tb = start().await;
-    let mut good = connect(&tb, "good", "default", ("agent", "P@ssw0rd!")).await.unwrap();
+    let mut good = connect(&tb, "good", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
 
     let status_of = |e: tokio_tungstenite::tungstenite::Error| match e {
         tokio_tungstenite::tungstenite::Error::Http(resp) => resp.status().as_u16(),
         other => panic!("expected an HTTP refusal, got {other}"),
     };
-    let err = connect(&tb, "x", "default", ("agent", "wrong")).await.err().expect("refused");
+    let err = connect(&tb, "x", "default", ("agent", "wrong"))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("handshake should be refused"));
     assert_eq!(status_of(err), 401);
-    let err = connect(&tb, "x", "nope", ("agent", "P@ssw0rd!")).await.err().expect("refused");
+    let err = connect(&tb, "x", "nope", ("agent", "P@ssw0rd!"))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("handshake should be refused"));
     assert_eq!(status_of(err), 404);
-    let err = connect(&tb, "bad name!", "default", ("agent", "P@ssw0rd!")).await.err().expect("refused");
+    let err = connect(&tb, "bad name!", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("handshake should be refused"));
     assert_eq!(status_of(err), 400);
 
     // Malformed frames: each closes its own session with a reason.
-    let mut s = connect(&tb, "m1", "default", ("agent", "P@ssw0rd!")).await.unwrap();
-    s.send(WsMessage::Binary(b"no separator at all".to_vec().into())).await.unwrap();
+    let mut s = connect(&tb, "m1", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
+    s.send(WsMessage::Binary(b"no separator at all".to_vec().into()))
+        .await
+        .unwrap();
     assert_eq!(expect_close(&mut s).await, 1002);
-    let mut s = connect(&tb, "m2", "default", ("agent", "P@ssw0rd!")).await.unwrap();
-    s.send(WsMessage::Binary(b"keepalive\n{not json".to_vec().into())).await.unwrap();
+    let mut s = connect(&tb, "m2", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
+    s.send(WsMessage::Binary(b"keepalive\n{not json".to_vec().into()))
+        .await
+        .unwrap();
     assert_eq!(expect_close(&mut s).await, 1002);
-    let mut s = connect(&tb, "m3", "default", ("agent", "P@ssw0rd!")).await.unwrap();
-    s.send(WsMessage::Binary(b"teapot\n{}".to_vec().into())).await.unwrap();
+    let mut s = connect(&tb, "m3", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
+    s.send(WsMessage::Binary(b"teapot\n{}".to_vec().into()))
+        .await
+        .unwrap();
     assert_eq!(expect_close(&mut s).await, 1003);
-    let mut s = connect(&tb, "m4", "default", ("agent", "P@ssw0rd!")).await.unwrap();
+    let mut s = connect(&tb, "m4", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
     let mut huge = b"event\n".to_vec();
     huge.resize(wire::MAX_FRAME_BYTES + 10, b' ');
     let _ = s.send(WsMessage::Binary(huge.into())).await;
     let code = expect_close(&mut s).await;
-    assert_eq!(code, u16::from(CloseCode::Size), "an oversized frame closes with 1009");
+    assert_eq!(
+        code,
+        u16::from(CloseCode::Size),
+        "an oversized frame closes with 1009"
+    );
 
     // The well-behaved agent is still served.
-    good.send(WsMessage::Binary(keepalive("good", "default", 1, 120, 0).into())).await.unwrap();
+    good.send(WsMessage::Binary(
+        keepalive("good", "default", 1, 120, 0).into(),
+    ))
+    .await
+    .unwrap();
     eventually("good agent registered", Duration::from_secs(10), || async {
-        (http("GET", &format!("{}/api/core/v2/namespaces/default/entities/good", tb.api), Some(ADMIN), None).await.status == 200)
+        (http(
+            "GET",
+            &format!("{}/api/core/v2/namespaces/default/entities/good", tb.api),
+            Some(ADMIN),
+            None,
+        )
+        .await
+        .status
+            == 200)
             .then_some(())
     })
     .await;
-    let metrics = http("GET", &format!("{}/metrics", tb.api), None, None).await.body;
-    assert!(metrics.contains("picket_agent_frames_malformed_total 3"), "{metrics}");
-    assert!(metrics.contains("picket_agent_handshake_unauthorized_total 1"), "{metrics}");
-    assert!(metrics.contains("picket_agent_frames_oversized_total 1"), "{metrics}");
-    assert!(metrics.contains("picket_agent_handshake_unknown_namespace_total 1"), "{metrics}");
+    let metrics = http("GET", &format!("{}/metrics", tb.api), None, None)
+        .await
+        .body;
+    assert!(
+        metrics.contains("picket_agent_frames_malformed_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("picket_agent_handshake_unauthorized_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("picket_agent_frames_oversized_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("picket_agent_handshake_unknown_namespace_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_errors_use_sensus_body() {
     let tb = start().await;
-    let r = http("GET", &format!("{}/api/core/v2/namespaces/default/entities", tb.api), None, None).await;
-    assert_eq!((r.status, r.json()["code"].clone()), (401, serde_json::json!(5)));
-    let r = http("GET", &format!("{}/api/core/v2/namespaces/default/entities", tb.api), Some((ADMIN.0, "nope")), None).await;
+    let r = http(
+        "GET",
+        &format!("{}/api/core/v2/namespaces/default/entities", tb.api),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (401, serde_json::json!(5))
+    );
+    let r = http(
+        "GET",
+        &format!("{}/api/core/v2/namespaces/default/entities", tb.api),
+        Some((ADMIN.0, "nope")),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 401);
-    let r = http("GET", &format!("{}/api/core/v2/nowhere", tb.api), Some(ADMIN), None).await;
-    assert_eq!((r.status, r.json()), (404, serde_json::json!({"message": "not found", "code": 2})));
-    let r = http("GET", &format!("{}/api/core/v2/namespaces/ghost/entities", tb.api), Some(ADMIN), None).await;
+    let r = http(
+        "GET",
+        &format!("{}/api/core/v2/nowhere", tb.api),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (404, serde_json::json!({"message": "not found", "code": 2}))
+    );
+    let r = http(
+        "GET",
+        &format!("{}/api/core/v2/namespaces/ghost/entities", tb.api),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 404);
     assert!(r.json()["message"].as_str().unwrap().contains("ghost"));
-    let r = http("POST", &format!("{}/api/core/v2/namespaces", tb.api), Some(ADMIN), Some("{\"name\": ")).await;
-    assert_eq!((r.status, r.json()["code"].clone()), (400, serde_json::json!(1)));
-    let r = http("POST", &format!("{}/api/core/v2/namespaces", tb.api), Some(ADMIN), Some("{\"name\": \"bad name\"}")).await;
+    let r = http(
+        "POST",
+        &format!("{}/api/core/v2/namespaces", tb.api),
+        Some(ADMIN),
+        Some("{\"name\": "),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (400, serde_json::json!(1))
+    );
+    let r = http(
+        "POST",
+        &format!("{}/api/core/v2/namespaces", tb.api),
+        Some(ADMIN),
+        Some("{\"name\": \"bad name\"}"),
+    )
+    .await;
     assert_eq!(r.status, 400);
-    let r = http("POST", &format!("{}/api/core/v2/namespaces", tb.api), Some(ADMIN), Some("{\"name\": \"team-a\"}")).await;
+    let r = http(
+        "POST",
+        &format!("{}/api/core/v2/namespaces", tb.api),
+        Some(ADMIN),
+        Some("{\"name\": \"team-a\"}"),
+    )
+    .await;
     assert_eq!(r.status, 201);
-    let r = http("POST", &format!("{}/api/core/v2/namespaces", tb.api), Some(ADMIN), Some("{\"name\": \"team-a\"}")).await;
-    assert_eq!((r.status, r.json()["code"].clone()), (409, serde_json::json!(3)));
-    let r = http("GET", &format!("{}/api/core/v2/namespaces/default/entities?limit=many", tb.api), Some(ADMIN), None).await;
+    let r = http(
+        "POST",
+        &format!("{}/api/core/v2/namespaces", tb.api),
+        Some(ADMIN),
+        Some("{\"name\": \"team-a\"}"),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (409, serde_json::json!(3))
+    );
+    let r = http(
+        "GET",
+        &format!(
+            "{}/api/core/v2/namespaces/default/entities?limit=many",
+            tb.api
+        ),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 400);
     let big = format!("{{\"name\": \"{}\"}}", "a".repeat(600_000));
-    let r = http("POST", &format!("{}/api/core/v2/namespaces", tb.api), Some(ADMIN), Some(&big)).await;
-    assert_eq!((r.status, r.json()["code"].clone()), (413, serde_json::json!(1)));
+    let r = http(
+        "POST",
+        &format!("{}/api/core/v2/namespaces", tb.api),
+        Some(ADMIN),
+        Some(&big),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (413, serde_json::json!(1))
+    );
     let r = http("GET", &format!("{}/health", tb.api), None, None).await;
     assert_eq!(r.json()["ClusterHealth"][0]["Healthy"], true);
     let r = http("GET", &format!("{}/version", tb.api), None, None).await;

@@ -10,6 +10,11 @@ use crate::v2::asset::Asset;
 use crate::v2::hook::{Hook, HookConfig};
 use crate::v2::metrics::MetricTag;
 use crate::v2::time_window::{TimeWindowRepeated, TimeWindowWhen};
+use crate::validate::{
+    ValidationError, require_namespace, validate_asset_names, validate_check_hook_type,
+    validate_cron, validate_env_vars, validate_name, validate_no_blank,
+    validate_output_metric_format,
+};
 
 pub const CHECK_STATE_PASSING: &str = "passing";
 pub const CHECK_STATE_FAILING: &str = "failing";
@@ -94,6 +99,10 @@ pub struct CheckConfig {
         deserialize_with = "null_as_default"
     )]
     pub subdues: Vec<TimeWindowRepeated>,
+    /// Newer Sensu releases (after the 6.9.2 baseline) name a fallback pipeline here. Picket
+    /// stores and returns it so such definitions are accepted unchanged; it has no effect yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_pipeline: Option<ResourceReference>,
 }
 
 /// The result of one check execution, as carried by an event.
@@ -301,4 +310,206 @@ pub struct CheckRequest {
 #[serde(default)]
 pub struct AssetList {
     pub assets: Option<Vec<Asset>>,
+}
+
+impl CheckConfig {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    pub fn runtime_assets(&self) -> &[String] {
+        self.runtime_assets.as_deref().unwrap_or_default()
+    }
+
+    pub fn check_hooks(&self) -> &[HookList] {
+        self.check_hooks.as_deref().unwrap_or_default()
+    }
+
+    pub fn env_vars(&self) -> &[String] {
+        self.env_vars.as_deref().unwrap_or_default()
+    }
+
+    pub fn output_metric_handlers(&self) -> &[String] {
+        self.output_metric_handlers.as_deref().unwrap_or_default()
+    }
+
+    /// A stored check definition: every rule of [`CheckConfig::validate_definition`] plus a
+    /// namespace.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_definition()?;
+        require_namespace(&self.metadata.namespace)
+    }
+
+    /// The rules a check must meet wherever it appears, including inside an event (where the
+    /// namespace comes from the event).
+    pub fn validate_definition(&self) -> Result<(), ValidationError> {
+        validate_name("metadata.name", &self.metadata.name)?;
+        if !self.cron.is_empty() {
+            if self.interval > 0 {
+                return Err(ValidationError::new(
+                    "cron",
+                    "set either interval or cron, not both",
+                ));
+            }
+            validate_cron("cron", &self.cron)?;
+        } else if self.interval == 0 {
+            return Err(ValidationError::new(
+                "interval",
+                "interval must be greater than 0 unless a cron schedule is set",
+            ));
+        }
+        if self.ttl != 0 {
+            if self.ttl < 0 {
+                return Err(ValidationError::new(
+                    "ttl",
+                    "ttl cannot be negative (0 disables it)",
+                ));
+            }
+            if self.ttl <= i64::from(self.interval) {
+                return Err(ValidationError::new(
+                    "ttl",
+                    format!(
+                        "ttl ({}) must be greater than the interval ({})",
+                        self.ttl, self.interval
+                    ),
+                ));
+            }
+            if self.ttl < MIN_TTL {
+                return Err(ValidationError::new(
+                    "ttl",
+                    format!("ttl must be at least {MIN_TTL} seconds"),
+                ));
+            }
+        }
+        validate_no_blank("handlers", &self.handlers)?;
+        validate_no_blank("subscriptions", &self.subscriptions)?;
+        validate_asset_names("runtime_assets", self.runtime_assets())?;
+        if !self.proxy_entity_name.is_empty() {
+            validate_name("proxy_entity_name", &self.proxy_entity_name)?;
+        }
+        if let Some(p) = &self.proxy_requests {
+            p.validate().map_err(|e| e.within("proxy_requests"))?;
+        }
+        if self.low_flap_threshold != 0
+            && self.high_flap_threshold != 0
+            && self.low_flap_threshold >= self.high_flap_threshold
+        {
+            return Err(ValidationError::new(
+                "low_flap_threshold",
+                format!(
+                    "low flap threshold ({}) must be lower than the high flap threshold ({})",
+                    self.low_flap_threshold, self.high_flap_threshold
+                ),
+            ));
+        }
+        for (i, h) in self.check_hooks().iter().enumerate() {
+            h.validate()
+                .map_err(|e| e.within(&format!("check_hooks[{i}]")))?;
+        }
+        validate_output_metric_format("output_metric_format", &self.output_metric_format)?;
+        validate_no_blank("output_metric_handlers", self.output_metric_handlers())?;
+        validate_env_vars("env_vars", self.env_vars())?;
+        if let Some(subdue) = &self.subdue {
+            subdue.validate().map_err(|e| e.within("subdue"))?;
+        }
+        for (i, s) in self.subdues.iter().enumerate() {
+            s.validate()
+                .map_err(|e| e.within(&format!("subdues[{i}]")))?;
+        }
+        for (i, p) in self.pipelines.iter().enumerate() {
+            validate_pipeline_ref(p).map_err(|e| e.within(&format!("pipelines[{i}]")))?;
+        }
+        for (i, t) in self.output_metric_thresholds.iter().enumerate() {
+            if t.name.is_empty() {
+                return Err(ValidationError::new(
+                    format!("output_metric_thresholds[{i}].name"),
+                    "metric name must be set",
+                ));
+            }
+        }
+        if self.max_output_size < 0 {
+            return Err(ValidationError::new(
+                "max_output_size",
+                "max_output_size cannot be negative",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks and events may only reference core/v2 Pipelines.
+pub(crate) fn validate_pipeline_ref(r: &ResourceReference) -> Result<(), ValidationError> {
+    validate_name("name", &r.name)?;
+    if r.api_version != "core/v2" || r.type_ != "Pipeline" {
+        return Err(ValidationError::new(
+            "type",
+            format!(
+                "a pipeline reference must be api_version core/v2, type Pipeline; found {} {}",
+                r.api_version, r.type_
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// TTLs are lease-based, and leases shorter than this are not reliable.
+pub const MIN_TTL: i64 = 5;
+
+impl Check {
+    /// A check result inside an event: the definition rules, no namespace of its own needed.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.config.validate_definition()
+    }
+}
+
+impl ProxyRequests {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.splay_coverage > 100 {
+            return Err(ValidationError::new(
+                "splay_coverage",
+                "splay coverage must be between 0 and 100",
+            ));
+        }
+        if self.splay && self.splay_coverage == 0 {
+            return Err(ValidationError::new(
+                "splay_coverage",
+                "splay coverage must be greater than 0 when splay is enabled",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl HookList {
+    pub fn hooks(&self) -> &[String] {
+        self.hooks.as_deref().unwrap_or_default()
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_check_hook_type("type", &self.type_)?;
+        for (i, h) in self.hooks().iter().enumerate() {
+            validate_name(&format!("hooks[{i}]"), h)?;
+        }
+        Ok(())
+    }
+}
+
+impl CheckRequest {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let Some(config) = &self.config else {
+            return Err(ValidationError::new(
+                "config",
+                "a check request needs a config",
+            ));
+        };
+        config.validate().map_err(|e| e.within("config"))?;
+        for (i, a) in self.assets.iter().flatten().enumerate() {
+            a.validate()
+                .map_err(|e| e.within(&format!("assets[{i}]")))?;
+        }
+        for (i, h) in self.hooks.iter().flatten().enumerate() {
+            h.validate().map_err(|e| e.within(&format!("hooks[{i}]")))?;
+        }
+        Ok(())
+    }
 }

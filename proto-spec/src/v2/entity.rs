@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::meta::ObjectMeta;
-use crate::serde_util::{is_zero_i32, null_as_default};
+use crate::serde_util::{
+    go_float, is_false, is_zero_f64, is_zero_i32, is_zero_i64, null_as_default,
+};
+use crate::validate::{ValidationError, require_namespace, validate_name, validate_no_blank};
 
 pub const ENTITY_CLASS_AGENT: &str = "agent";
 pub const ENTITY_CLASS_PROXY: &str = "proxy";
@@ -112,7 +115,7 @@ impl Entity {
 }
 
 /// System facts reported by the agent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct System {
     #[serde(
@@ -190,11 +193,50 @@ pub struct NetworkInterface {
     pub addresses: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Process {
     #[serde(deserialize_with = "null_as_default")]
     pub name: String,
+    // The fields below are only reported by Sensu's commercial agent (6.9.2 OSS has `{name}`
+    // alone). Picket keeps them when an operator's file or API call carries them, so such
+    // entities are accepted and read back unchanged; Picket's agent reports `processes: null`.
+    #[serde(
+        skip_serializing_if = "is_zero_i64",
+        deserialize_with = "null_as_default"
+    )]
+    pub pid: i64,
+    #[serde(
+        skip_serializing_if = "is_zero_i64",
+        deserialize_with = "null_as_default"
+    )]
+    pub ppid: i64,
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub status: String,
+    #[serde(skip_serializing_if = "is_false", deserialize_with = "null_as_default")]
+    pub background: bool,
+    #[serde(skip_serializing_if = "is_false", deserialize_with = "null_as_default")]
+    pub running: bool,
+    #[serde(
+        skip_serializing_if = "is_zero_i64",
+        deserialize_with = "null_as_default"
+    )]
+    pub created: i64,
+    #[serde(
+        skip_serializing_if = "is_zero_f64",
+        serialize_with = "go_float",
+        deserialize_with = "null_as_default"
+    )]
+    pub memory_percent: f64,
+    #[serde(
+        skip_serializing_if = "is_zero_f64",
+        serialize_with = "go_float",
+        deserialize_with = "null_as_default"
+    )]
+    pub cpu_percent: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,4 +247,14 @@ pub struct Deregistration {
         deserialize_with = "null_as_default"
     )]
     pub handler: String,
+}
+
+impl Entity {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("metadata.name", &self.metadata.name)?;
+        validate_name("entity_class", &self.entity_class)?;
+        require_namespace(&self.metadata.namespace)?;
+        validate_no_blank("subscriptions", self.subscriptions())?;
+        validate_no_blank("keepalive_handlers", &self.keepalive_handlers)
+    }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::meta::ObjectMeta;
 use crate::serde_util::null_as_default;
 use crate::v2::entity::{Deregistration, Entity};
+use crate::validate::{ValidationError, require_namespace, validate_name, validate_no_blank};
 
 /// Name an `entity_config` message carries when the backend has no stored configuration for
 /// the agent, meaning "keep using your local configuration".
@@ -52,5 +53,18 @@ impl EntityConfig {
             keepalive_handlers: e.keepalive_handlers.clone(),
             redact: e.redact.clone(),
         }
+    }
+}
+
+impl EntityConfig {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("metadata.name", &self.metadata.name)?;
+        validate_name("entity_class", &self.entity_class)?;
+        require_namespace(&self.metadata.namespace)?;
+        validate_no_blank(
+            "subscriptions",
+            self.subscriptions.as_deref().unwrap_or_default(),
+        )?;
+        validate_no_blank("keepalive_handlers", &self.keepalive_handlers)
     }
 }

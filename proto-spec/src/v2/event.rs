@@ -5,9 +5,10 @@ use uuid::Uuid;
 
 use crate::meta::{ObjectMeta, ResourceReference};
 use crate::serde_util::{is_zero_i64, null_as_default};
-use crate::v2::check::Check;
+use crate::v2::check::{Check, validate_pipeline_ref};
 use crate::v2::entity::Entity;
 use crate::v2::metrics::Metrics;
+use crate::validate::ValidationError;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -53,10 +54,10 @@ impl Event {
         if !self.metadata.namespace.is_empty() {
             return &self.metadata.namespace;
         }
-        if let Some(e) = &self.entity {
-            if !e.metadata.namespace.is_empty() {
-                return &e.metadata.namespace;
-            }
+        if let Some(e) = &self.entity
+            && !e.metadata.namespace.is_empty()
+        {
+            return &e.metadata.namespace;
         }
         self.check
             .as_ref()
@@ -73,5 +74,39 @@ fn deserialize_event_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Uuid>,
         Some(s) => Uuid::parse_str(s)
             .map(Some)
             .map_err(|e| serde::de::Error::custom(format!("invalid event id {s:?}: {e}"))),
+    }
+}
+
+impl Event {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let Some(entity) = &self.entity else {
+            return Err(ValidationError::new(
+                "entity",
+                "an event must have an entity",
+            ));
+        };
+        if self.check.is_none() && self.metrics.is_none() {
+            return Err(ValidationError::new(
+                "check",
+                "an event must have a check or metrics",
+            ));
+        }
+        entity.validate().map_err(|e| e.within("entity"))?;
+        if let Some(check) = &self.check {
+            check.validate().map_err(|e| e.within("check"))?;
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.validate().map_err(|e| e.within("metrics"))?;
+        }
+        if !self.metadata.name.is_empty() {
+            return Err(ValidationError::new(
+                "metadata.name",
+                "events cannot be named (they are identified by entity and check)",
+            ));
+        }
+        for (i, p) in self.pipelines.iter().flatten().enumerate() {
+            validate_pipeline_ref(p).map_err(|e| e.within(&format!("pipelines[{i}]")))?;
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::meta::ObjectMeta;
 use crate::serde_util::{go_float, is_zero_f64, null_as_default};
+use crate::validate::{ValidationError, require_namespace, validate_asset_names, validate_name};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -45,4 +46,24 @@ pub struct Hook {
     pub output: String,
     #[serde(deserialize_with = "null_as_default")]
     pub status: i32,
+}
+
+impl HookConfig {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("metadata.name", &self.metadata.name)?;
+        require_namespace(&self.metadata.namespace)?;
+        if self.command.trim().is_empty() {
+            return Err(ValidationError::new("command", "command must be set"));
+        }
+        if self.timeout == 0 {
+            return Err(ValidationError::new(
+                "timeout",
+                "timeout must be greater than 0",
+            ));
+        }
+        validate_asset_names(
+            "runtime_assets",
+            self.runtime_assets.as_deref().unwrap_or_default(),
+        )
+    }
 }

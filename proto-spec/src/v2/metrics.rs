@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::serde_util::{go_float, null_as_default};
+use crate::validate::ValidationError;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -39,4 +40,20 @@ pub struct MetricTag {
         deserialize_with = "null_as_default"
     )]
     pub value: String,
+}
+
+impl Metrics {
+    /// Sensu accepts any metrics object; only a point that cannot be written back (a
+    /// non-finite value, which JSON cannot carry) is refused here.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        for (i, p) in self.points.iter().flatten().enumerate() {
+            if !p.value.is_finite() {
+                return Err(ValidationError::new(
+                    format!("points[{i}].value"),
+                    "metric values must be finite numbers",
+                ));
+            }
+        }
+        Ok(())
+    }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::serde_util::null_as_default;
+use crate::validate::{ValidationError, validate_name};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -12,4 +13,10 @@ pub struct Namespace {
         deserialize_with = "null_as_default"
     )]
     pub name: String,
+}
+
+impl Namespace {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("name", &self.name)
+    }
 }

@@ -1,0 +1,7 @@
+//! The agent crate's one integration-test binary (one link instead of one per file).
+
+mod backend;
+mod binary;
+mod config;
+mod reconnect;
+mod transport;
