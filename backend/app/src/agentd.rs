@@ -25,6 +25,7 @@ use proto_spec::wire::{self, FrameError, Message};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthError, Authenticator};
+use crate::bus::CheckBus;
 use crate::eventd::{Dispatcher, Work};
 use crate::keys;
 use crate::metrics::Metrics;
@@ -41,6 +42,7 @@ pub struct AgentdState {
     pub repo: Repo,
     pub auth: Arc<Authenticator>,
     pub dispatcher: Dispatcher,
+    pub bus: Arc<CheckBus>,
     pub metrics: Arc<Metrics>,
     pub backend_id: String,
     pub shutdown: CancellationToken,
@@ -59,6 +61,8 @@ pub fn router(state: AgentdState) -> Router {
 struct Peer {
     namespace: String,
     agent: String,
+    /// Subscriptions the agent announced; a stored entity configuration overrides them.
+    subscriptions: Vec<String>,
 }
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
@@ -149,7 +153,11 @@ async fn upgrade(
             return refuse(StatusCode::UNAUTHORIZED, e.to_string());
         }
     }
-    let peer = Peer { namespace, agent };
+    let peer = Peer {
+        namespace,
+        agent,
+        subscriptions,
+    };
     let backend_id = state.backend_id.clone();
     let mut resp = ws
         .max_message_size(wire::MAX_FRAME_BYTES)
@@ -197,6 +205,15 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
             return format!("store error: {e}");
         }
     };
+    // Check requests follow the stored configuration's subscriptions when there is one (the
+    // backend is the source of truth), else what the agent announced; `entity:<name>` always.
+    let mut topics = if config.metadata.name == ENTITY_CONFIG_NOT_FOUND {
+        peer.subscriptions.clone()
+    } else {
+        config.subscriptions.clone().unwrap_or_default()
+    };
+    topics.push(format!("entity:{}", peer.agent));
+    let mut check_requests = state.bus.subscribe(&peer.namespace, &topics);
     let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
     if send(state, socket, WsMessage::Binary(frame.into()))
         .await
@@ -209,6 +226,13 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
             _ = state.shutdown.cancelled() => {
                 close(socket, wire::CLOSE_NORMAL_GOING_AWAY, "backend shutting down").await;
                 return "backend shutdown".into();
+            }
+            Some(request) = check_requests.requests.recv() => {
+                let frame = wire::encode(&Message::CheckRequest(Box::new((*request).clone())));
+                if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
+                    return "could not send a check request".into();
+                }
+                continue;
             }
             m = tokio::time::timeout(SESSION_IDLE_TIMEOUT, socket.recv()) => match m {
                 Ok(m) => m,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agentd::{self, AgentdState};
 use crate::apid::{self, ApiState};
 use crate::auth::Authenticator;
+use crate::bus::CheckBus;
 use crate::eventd::{Dispatcher, EventBus, Eventd};
 use crate::keepalived::Keepalived;
 use crate::metrics::Metrics;
@@ -73,6 +74,7 @@ pub struct Backend {
     agent_listener: TcpListener,
     metrics: Arc<Metrics>,
     bus: EventBus,
+    check_bus: Arc<CheckBus>,
 }
 
 impl Backend {
@@ -88,6 +90,7 @@ impl Backend {
             agent_listener,
             metrics: Arc::new(Metrics::default()),
             bus,
+            check_bus: CheckBus::new(),
         })
     }
 
@@ -106,6 +109,11 @@ impl Backend {
     /// Processed events, for in-process observers (the pipeline, tests).
     pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<proto_spec::v2::Event>> {
         self.bus.subscribe()
+    }
+
+    /// The check-request bus of this backend's agent sessions.
+    pub fn check_bus(&self) -> Arc<CheckBus> {
+        self.check_bus.clone()
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -135,6 +143,7 @@ impl Backend {
             repo: repo.clone(),
             auth: auth.clone(),
             dispatcher,
+            bus: self.check_bus.clone(),
             metrics: self.metrics.clone(),
             backend_id: self.config.backend_id.clone(),
             shutdown: shutdown.clone(),

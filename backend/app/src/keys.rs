@@ -23,6 +23,16 @@ pub fn cluster_role_binding(name: &str) -> String {
     format!("{ROOT}/rbac/clusterrolebindings/{name}")
 }
 
+/// A namespaced resource stored under `/sensu.io/<kind>/<ns>/<name>`, e.g. `checks`, `hooks`,
+/// `assets` (the etcd prefixes of sensu-compat 6.4).
+pub fn resource(kind: &str, ns: &str, name: &str) -> String {
+    format!("{ROOT}/{kind}/{ns}/{name}")
+}
+/// Prefix of one namespace's resources of a kind, or of all namespaces when `ns` is `None`.
+pub fn resources_prefix(kind: &str, ns: Option<&str>) -> String {
+    scoped(format!("{ROOT}/{kind}/"), ns)
+}
+
 pub fn entity_config(ns: &str, name: &str) -> String {
     format!("{ROOT}/entity_configs/{ns}/{name}")
 }

@@ -4,7 +4,7 @@
 //! - `backend`: `Backend` (config, `new` binds, `run(shutdown)`), the composition root;
 //! - `config`: flags, `PICKET_BACKEND_*` env and `/etc/picket/backend.yml` (Sensu's names);
 //! - `init`: seeding a new store (`picket-backend init`, or the first `start`);
-//! - `agentd`: the agent WebSocket port and sessions;
+//! - `agentd`: the agent WebSocket port and sessions; `bus`: check requests to sessions;
 //! - `eventd`: shard queues (keepalives first), the check state machine, storing events;
 //! - `keepalived`: registration, liveness leases, keepalive failures, deregistration;
 //! - `apid`: the REST API; `auth`: Basic authentication of stored users;
@@ -15,6 +15,7 @@ pub mod agentd;
 pub mod apid;
 pub mod auth;
 pub mod backend;
+pub mod bus;
 pub mod config;
 pub mod entities;
 pub mod eventd;

@@ -9,19 +9,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use backend_store::{Op, Txn};
-use proto_spec::v2::{Entity, Event, Namespace};
-use proto_spec::validate::validate_name;
 use serde::{Deserialize, Serialize};
 
+mod checks;
+mod entities;
+mod events;
+mod hooks;
+mod namespaces;
+
 use crate::auth::{AuthError, Authenticator};
-use crate::entities;
 use crate::keepalived::Keepalived;
 use crate::keys;
 use crate::metrics::Metrics;
@@ -39,21 +41,11 @@ pub struct ApiState {
 
 pub fn router(state: ApiState, body_limit: usize) -> Router {
     let api = Router::new()
-        .route("/namespaces", get(list_namespaces).post(create_namespace))
-        .route("/namespaces/{ns}", get(get_namespace).put(put_namespace))
-        .route("/entities", get(list_all_entities))
-        .route("/namespaces/{ns}/entities", get(list_entities))
-        .route(
-            "/namespaces/{ns}/entities/{name}",
-            get(get_entity).delete(delete_entity),
-        )
-        .route("/events", get(list_all_events))
-        .route("/namespaces/{ns}/events", get(list_events))
-        .route("/namespaces/{ns}/events/{entity}", get(list_entity_events))
-        .route(
-            "/namespaces/{ns}/events/{entity}/{check}",
-            get(get_event).delete(delete_event),
-        )
+        .merge(namespaces::routes())
+        .merge(entities::routes())
+        .merge(events::routes())
+        .merge(checks::routes())
+        .merge(hooks::routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_user));
     Router::new()
         .nest("/api/core/v2", api)
@@ -273,18 +265,6 @@ async fn require_namespace(repo: &Repo, ns: &str) -> Result<(), ApiError> {
     }
 }
 
-fn redact_all(mut page: Page<Entity>) -> Page<Entity> {
-    page.items = page.items.iter().map(Entity::redacted).collect();
-    page
-}
-
-fn redact_event(mut event: Event) -> Event {
-    if let Some(e) = event.entity.as_mut() {
-        *e = e.redacted();
-    }
-    event
-}
-
 // === open routes ===
 
 async fn health(State(state): State<ApiState>) -> Response {
@@ -335,243 +315,4 @@ async fn ready(State(state): State<ApiState>) -> Response {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
         }
     }
-}
-
-// === namespaces ===
-
-async fn list_namespaces(
-    State(state): State<ApiState>,
-    Query(p): Query<ListParams>,
-) -> Result<Response, ApiError> {
-    let page = state
-        .repo
-        .list::<Namespace>(
-            &keys::namespaces_prefix(),
-            p.limit()?,
-            p.continue_token.as_deref(),
-        )
-        .await?;
-    Ok(list_response(page))
-}
-
-async fn get_namespace(
-    State(state): State<ApiState>,
-    Path(ns): Path<String>,
-) -> Result<Response, ApiError> {
-    let n: Namespace = state
-        .repo
-        .get(&keys::namespace(&ns))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("namespace {ns:?} not found")))?;
-    Ok(single_response(&n))
-}
-
-async fn create_namespace(
-    State(state): State<ApiState>,
-    ApiJson(n): ApiJson<Namespace>,
-) -> Result<Response, ApiError> {
-    validate_name("name", &n.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let key = keys::namespace(&n.name);
-    let created = state
-        .repo
-        .store
-        .txn(Txn {
-            compares: vec![backend_store::Compare::absent(key.clone())],
-            success: vec![Op::put(key, encode(&n))],
-            failure: vec![],
-        })
-        .await?
-        .succeeded;
-    if !created {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("namespace {:?} already exists", n.name),
-        ));
-    }
-    Ok(StatusCode::CREATED.into_response())
-}
-
-async fn put_namespace(
-    State(state): State<ApiState>,
-    Path(ns): Path<String>,
-    ApiJson(n): ApiJson<Namespace>,
-) -> Result<Response, ApiError> {
-    if n.name != ns {
-        return Err(ApiError::bad_request(format!(
-            "the namespace name in the body ({:?}) does not match the URL ({ns:?})",
-            n.name
-        )));
-    }
-    validate_name("name", &n.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    state.repo.put(&keys::namespace(&ns), &n).await?;
-    Ok(StatusCode::CREATED.into_response())
-}
-
-// === entities ===
-
-async fn list_all_entities(
-    State(state): State<ApiState>,
-    Query(p): Query<ListParams>,
-) -> Result<Response, ApiError> {
-    let page = entities::list(&state.repo, None, p.limit()?, p.continue_token.as_deref()).await?;
-    Ok(list_response(redact_all(page)))
-}
-
-async fn list_entities(
-    State(state): State<ApiState>,
-    Path(ns): Path<String>,
-    Query(p): Query<ListParams>,
-) -> Result<Response, ApiError> {
-    require_namespace(&state.repo, &ns).await?;
-    let page = entities::list(
-        &state.repo,
-        Some(&ns),
-        p.limit()?,
-        p.continue_token.as_deref(),
-    )
-    .await?;
-    Ok(list_response(redact_all(page)))
-}
-
-async fn get_entity(
-    State(state): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    require_namespace(&state.repo, &ns).await?;
-    let entity = entities::get(&state.repo, &ns, &name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("entity {name:?} not found in namespace {ns:?}"))
-        })?;
-    Ok(single_response(&entity.redacted()))
-}
-
-/// Deleting an entity also deletes its events and stops its keepalive monitoring.
-async fn delete_entity(
-    State(state): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    require_namespace(&state.repo, &ns).await?;
-    let resp = state
-        .repo
-        .store
-        .txn(Txn {
-            compares: vec![backend_store::Compare::present(keys::entity_config(
-                &ns, &name,
-            ))],
-            success: vec![
-                Op::delete(keys::entity_config(&ns, &name)),
-                Op::delete(keys::entity_state(&ns, &name)),
-                Op::DeletePrefix {
-                    prefix: keys::entity_events_prefix(&ns, &name),
-                },
-            ],
-            failure: vec![],
-        })
-        .await?;
-    if !resp.succeeded {
-        return Err(ApiError::not_found(format!(
-            "entity {name:?} not found in namespace {ns:?}"
-        )));
-    }
-    if let Err(e) = state.keepalived.bury(&ns, &name).await {
-        tracing::warn!(error = %e, namespace = %ns, entity = %name, "Could not remove the keepalive switch of a deleted entity");
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-// === events ===
-
-async fn list_all_events(
-    State(state): State<ApiState>,
-    Query(p): Query<ListParams>,
-) -> Result<Response, ApiError> {
-    let page = state
-        .repo
-        .list::<Event>(
-            &keys::events_prefix(None),
-            p.limit()?,
-            p.continue_token.as_deref(),
-        )
-        .await?;
-    Ok(list_response(Page {
-        items: page.items.into_iter().map(redact_event).collect(),
-        ..page
-    }))
-}
-
-async fn list_events(
-    State(state): State<ApiState>,
-    Path(ns): Path<String>,
-    Query(p): Query<ListParams>,
-) -> Result<Response, ApiError> {
-    require_namespace(&state.repo, &ns).await?;
-    let page = state
-        .repo
-        .list::<Event>(
-            &keys::events_prefix(Some(&ns)),
-            p.limit()?,
-            p.continue_token.as_deref(),
-        )
-        .await?;
-    Ok(list_response(Page {
-        items: page.items.into_iter().map(redact_event).collect(),
-        ..page
-    }))
-}
-
-async fn list_entity_events(
-    State(state): State<ApiState>,
-    Path((ns, entity)): Path<(String, String)>,
-    Query(p): Query<ListParams>,
-) -> Result<Response, ApiError> {
-    require_namespace(&state.repo, &ns).await?;
-    let page = state
-        .repo
-        .list::<Event>(
-            &keys::entity_events_prefix(&ns, &entity),
-            p.limit()?,
-            p.continue_token.as_deref(),
-        )
-        .await?;
-    Ok(list_response(Page {
-        items: page.items.into_iter().map(redact_event).collect(),
-        ..page
-    }))
-}
-
-async fn get_event(
-    State(state): State<ApiState>,
-    Path((ns, entity, check)): Path<(String, String, String)>,
-) -> Result<Response, ApiError> {
-    require_namespace(&state.repo, &ns).await?;
-    let event: Event = state
-        .repo
-        .get(&keys::event(&ns, &entity, &check))
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "event {entity}/{check} not found in namespace {ns:?}"
-            ))
-        })?;
-    Ok(single_response(&redact_event(event)))
-}
-
-async fn delete_event(
-    State(state): State<ApiState>,
-    Path((ns, entity, check)): Path<(String, String, String)>,
-) -> Result<Response, ApiError> {
-    require_namespace(&state.repo, &ns).await?;
-    if state
-        .repo
-        .store
-        .delete(&keys::event(&ns, &entity, &check))
-        .await?
-        == 0
-    {
-        return Err(ApiError::not_found(format!(
-            "event {entity}/{check} not found in namespace {ns:?}"
-        )));
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
 }

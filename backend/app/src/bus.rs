@@ -1,0 +1,213 @@
+//! The check-request bus: how the scheduler reaches agent sessions on this backend.
+//!
+//! Each agent session registers under `(namespace, subscription)` topics — its subscriptions
+//! plus `entity:<name>` — and receives the check requests published to them. Publishing never
+//! blocks: a session whose queue is full misses that request (counted), as a slow agent must
+//! not stall the scheduler for everyone. Every backend runs its own bus; requests reach the
+//! agents connected to the backend that publishes them (sensu-compat section 4), and the
+//! cluster-wide round-robin ring (a later issue) only changes which backend publishes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use proto_spec::v2::CheckRequest;
+use tokio::sync::mpsc;
+
+/// Capacity of one session's queue of pending check requests.
+pub const SESSION_QUEUE: usize = 100;
+
+type Topic = (String, String);
+/// A registered session: its id and the sending half of its queue.
+type SessionQueue = (u64, mpsc::Sender<Arc<CheckRequest>>);
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    /// Sessions per topic, in registration order; round robin rotates over it.
+    topics: HashMap<Topic, Vec<SessionQueue>>,
+    /// Round-robin position per topic.
+    cursors: HashMap<Topic, usize>,
+}
+
+#[derive(Default)]
+pub struct CheckBus {
+    /// Never held across an await.
+    inner: Mutex<Inner>,
+    pub dropped: AtomicU64,
+}
+
+/// A session's registration; dropping it unsubscribes the session from every topic.
+pub struct BusSubscription {
+    bus: Arc<CheckBus>,
+    id: u64,
+    topics: Vec<Topic>,
+    pub requests: mpsc::Receiver<Arc<CheckRequest>>,
+}
+
+impl Drop for BusSubscription {
+    fn drop(&mut self) {
+        let mut inner = self.bus.inner.lock().expect("bus lock");
+        for topic in &self.topics {
+            if let Some(list) = inner.topics.get_mut(topic) {
+                list.retain(|(id, _)| *id != self.id);
+                if list.is_empty() {
+                    inner.topics.remove(topic);
+                    inner.cursors.remove(topic);
+                }
+            }
+        }
+    }
+}
+
+impl CheckBus {
+    pub fn new() -> Arc<Self> {
+        Arc::new(CheckBus::default())
+    }
+
+    /// Register a session under `subscriptions` of `namespace`.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        namespace: &str,
+        subscriptions: &[String],
+    ) -> BusSubscription {
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let mut inner = self.inner.lock().expect("bus lock");
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let mut topics: Vec<Topic> = Vec::new();
+        for sub in subscriptions {
+            let topic = (namespace.to_string(), sub.clone());
+            if topics.contains(&topic) {
+                continue;
+            }
+            inner
+                .topics
+                .entry(topic.clone())
+                .or_default()
+                .push((id, tx.clone()));
+            topics.push(topic);
+        }
+        BusSubscription {
+            bus: self.clone(),
+            id,
+            topics,
+            requests: rx,
+        }
+    }
+
+    /// Deliver to every session of the topic; returns how many received it.
+    pub fn publish(
+        &self,
+        namespace: &str,
+        subscription: &str,
+        request: Arc<CheckRequest>,
+    ) -> usize {
+        let inner = self.inner.lock().expect("bus lock");
+        let topic = (namespace.to_string(), subscription.to_string());
+        let mut delivered = 0;
+        for (_, tx) in inner.topics.get(&topic).into_iter().flatten() {
+            if tx.try_send(request.clone()).is_ok() {
+                delivered += 1;
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        delivered
+    }
+
+    /// Deliver to one session of the topic, rotating between calls (round robin within this
+    /// backend). Returns whether some session took it.
+    pub fn publish_one(
+        &self,
+        namespace: &str,
+        subscription: &str,
+        request: Arc<CheckRequest>,
+    ) -> bool {
+        let mut inner = self.inner.lock().expect("bus lock");
+        let topic = (namespace.to_string(), subscription.to_string());
+        let Some(len) = inner.topics.get(&topic).map(Vec::len) else {
+            return false;
+        };
+        let start = *inner.cursors.get(&topic).unwrap_or(&0);
+        for step in 0..len {
+            let idx = (start + step) % len;
+            let tx = inner.topics[&topic][idx].1.clone();
+            if tx.try_send(request.clone()).is_ok() {
+                inner.cursors.insert(topic, (idx + 1) % len);
+                return true;
+            }
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Number of sessions subscribed to a topic on this backend.
+    pub fn subscribers(&self, namespace: &str, subscription: &str) -> usize {
+        let inner = self.inner.lock().expect("bus lock");
+        inner
+            .topics
+            .get(&(namespace.to_string(), subscription.to_string()))
+            .map_or(0, Vec::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(issued: i64) -> Arc<CheckRequest> {
+        Arc::new(CheckRequest {
+            issued,
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn fan_out_and_entity_topics() {
+        let bus = CheckBus::new();
+        let mut a = bus.subscribe("default", &["linux".into(), "entity:a".into()]);
+        let mut b = bus.subscribe("default", &["linux".into(), "entity:b".into()]);
+        let _other_ns = bus.subscribe("prod", &["linux".into()]);
+        assert_eq!(bus.publish("default", "linux", req(1)), 2);
+        assert_eq!(bus.publish("default", "entity:b", req(2)), 1);
+        assert_eq!(a.requests.recv().await.unwrap().issued, 1);
+        assert_eq!(b.requests.recv().await.unwrap().issued, 1);
+        assert_eq!(b.requests.recv().await.unwrap().issued, 2);
+        assert!(a.requests.try_recv().is_err());
+        drop(b);
+        assert_eq!(bus.subscribers("default", "linux"), 1);
+        assert_eq!(bus.subscribers("default", "entity:b"), 0);
+    }
+
+    #[tokio::test]
+    async fn round_robin_rotates_and_skips_gone_sessions() {
+        let bus = CheckBus::new();
+        let mut subs: Vec<_> = (0..3)
+            .map(|_| bus.subscribe("default", &["db".into()]))
+            .collect();
+        for i in 0..6 {
+            assert!(bus.publish_one("default", "db", req(i)));
+        }
+        for s in &mut subs {
+            let got: Vec<i64> =
+                std::iter::from_fn(|| s.requests.try_recv().ok().map(|r| r.issued)).collect();
+            assert_eq!(
+                got.len(),
+                2,
+                "each session runs every third execution: {got:?}"
+            );
+        }
+        subs.remove(1);
+        for i in 0..4 {
+            assert!(bus.publish_one("default", "db", req(i)));
+        }
+        let counts: Vec<usize> = subs
+            .iter_mut()
+            .map(|s| std::iter::from_fn(|| s.requests.try_recv().ok()).count())
+            .collect();
+        assert_eq!(counts, [2, 2]);
+        drop(subs);
+        assert!(!bus.publish_one("default", "db", req(9)), "no session left");
+    }
+}
