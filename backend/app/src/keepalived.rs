@@ -1,20 +1,15 @@
 //! keepalived: entity registration, liveness and keepalive failure (sensu-compat 2.2, 2.7).
 //!
-//! Liveness is a key per agent, `/sensu.io/switchsets/keepalived/<ns>/<entity>`, attached to a
-//! store lease whose TTL is the agent's keepalive warning timeout. Each keepalive only renews
-//! the lease (one lease per agent, reused; never a lease per keepalive). When the agent falls
-//! silent the lease expires and the store deletes the key; every backend watching the prefix
-//! sees the delete, and the one that wins a create-if-absent transaction re-arming the key as
-//! "dead" (again leased, for the same timeout) raises the failure event. The re-armed key
-//! expires again after another timeout, so the failure repeats (escalating to critical) until
-//! the agent returns or the entity is deleted. Because leases live in the store, a backend
-//! restart loses no pending expiry.
+//! Liveness is a switch per agent (`switchset`), `/sensu.io/switchsets/keepalived/<ns>/<entity>`,
+//! leased for the agent's keepalive warning timeout: each keepalive renews the lease (one lease
+//! per agent, reused; never a lease per keepalive). When it lapses, the backend that wins the
+//! re-arm raises the failure event; the re-armed switch lapses again after another timeout, so
+//! the failure repeats (escalating to critical) until the agent returns or the entity is
+//! deleted.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use backend_store::{Compare, LeaseId, Op, StoreError, Txn, WatchEvent};
+use backend_store::{Compare, Op, StoreError, Txn};
 use proto_spec::ObjectMeta;
 use proto_spec::v2::entity::{ENTITY_CLASS_AGENT, MANAGED_BY_AGENT, MANAGED_BY_LABEL};
 use proto_spec::v2::{Check, CheckConfig, Entity, EntityConfig, Event};
@@ -26,6 +21,7 @@ use crate::eventd::Eventd;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::repo::{RepoError, encode};
+use crate::switchset::Switchset;
 use crate::timefmt::{go_time_string_utc, now_unix};
 
 pub const KEEPALIVE_CHECK: &str = "keepalive";
@@ -33,9 +29,6 @@ pub const REGISTRATION_CHECK: &str = "registration";
 pub const DEREGISTRATION_CHECK: &str = "deregistration";
 pub const DEFAULT_KEEPALIVE_HANDLER: &str = "keepalive";
 pub const DEFAULT_WARNING_TIMEOUT: u32 = 120;
-
-const SWITCH_ALIVE: &[u8] = b"alive";
-const SWITCH_DEAD: &[u8] = b"dead";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeepaliveError {
@@ -57,17 +50,21 @@ impl From<StoreError> for KeepaliveError {
 
 pub struct Keepalived {
     eventd: Eventd,
-    /// The lease of each agent's switch and its TTL. Only the shard that owns the entity
-    /// touches its entry, and the lock is never held across an await.
-    leases: Mutex<HashMap<(String, String), (LeaseId, u32)>>,
+    switches: Arc<Switchset>,
+}
+
+/// Switch id of an agent: `<ns>/<entity>`.
+fn switch_id(ns: &str, name: &str) -> String {
+    format!("{ns}/{name}")
 }
 
 impl Keepalived {
     pub fn new(eventd: Eventd) -> Self {
-        Keepalived {
-            eventd,
-            leases: Mutex::new(HashMap::new()),
-        }
+        let switches = Arc::new(Switchset::new(
+            eventd.repo.store.clone(),
+            keys::keepalive_switches_prefix(),
+        ));
+        Keepalived { eventd, switches }
     }
 
     fn metrics(&self) -> &Metrics {
@@ -141,7 +138,9 @@ impl Keepalived {
         } else {
             ka_check.config.timeout
         };
-        self.arm_alive(&ns, &name, warning).await?;
+        self.switches
+            .alive(&switch_id(&ns, &name), warning.into())
+            .await?;
 
         let now = now_unix();
         let mut check = keepalive_check(&entity, &ka_check.config, now);
@@ -164,59 +163,9 @@ impl Keepalived {
         Ok(())
     }
 
-    /// Renew the agent's lease, or (first keepalive, expired lease, changed timeout) attach
-    /// the switch to a new one.
-    async fn arm_alive(&self, ns: &str, name: &str, ttl: u32) -> Result<(), KeepaliveError> {
-        let store = &self.eventd.repo.store;
-        let id = (ns.to_string(), name.to_string());
-        let cached = self
-            .leases
-            .lock()
-            .expect("lease map lock")
-            .get(&id)
-            .copied();
-        if let Some((lease, cached_ttl)) = cached {
-            if cached_ttl == ttl {
-                match store.keep_alive(lease).await {
-                    Ok(()) => return Ok(()),
-                    Err(StoreError::LeaseNotFound(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                let _ = store.revoke_lease(lease).await;
-            }
-        }
-        let lease = store.grant_lease(Duration::from_secs(ttl.into())).await?;
-        store
-            .put(
-                &keys::keepalive_switch(ns, name),
-                SWITCH_ALIVE.to_vec(),
-                lease,
-            )
-            .await?;
-        self.leases
-            .lock()
-            .expect("lease map lock")
-            .insert(id, (lease, ttl));
-        Ok(())
-    }
-
     /// Forget an agent's switch (its entity was deleted).
     pub async fn bury(&self, ns: &str, name: &str) -> Result<(), KeepaliveError> {
-        let lease = self
-            .leases
-            .lock()
-            .expect("lease map lock")
-            .remove(&(ns.to_string(), name.to_string()));
-        self.eventd
-            .repo
-            .store
-            .delete(&keys::keepalive_switch(ns, name))
-            .await?;
-        if let Some((lease, _)) = lease {
-            let _ = self.eventd.repo.store.revoke_lease(lease).await;
-        }
-        Ok(())
+        Ok(self.switches.bury(&switch_id(ns, name)).await?)
     }
 
     fn publish_registration(&self, entity: &Entity) {
@@ -240,58 +189,21 @@ impl Keepalived {
         let _ = self.eventd.bus.send(Arc::new(event));
     }
 
-    /// Watch for expired switches until shutdown.
+    /// Watch for lapsed keepalives until shutdown.
     pub async fn run_monitor(self: Arc<Self>, shutdown: CancellationToken) {
-        let store = self.eventd.repo.store.clone();
-        let prefix = keys::keepalive_switches_prefix();
-        let mut after = 0;
-        loop {
-            let start = match after {
-                0 => store.revision().await.unwrap_or(0),
-                rev => rev,
-            };
-            let mut watch = match store.watch(&prefix, start).await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::error!(error = %e, "Cannot watch keepalive switches; retrying in 1s");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+        let this = self.clone();
+        self.switches
+            .clone()
+            .watch_expiries(shutdown, move |id| {
+                let this = this.clone();
+                async move {
+                    let Some((ns, name)) = id.split_once('/') else { return };
+                    if let Err(e) = this.handle_expiry(ns, name).await {
+                        tracing::error!(error = %e, namespace = %ns, entity = %name, "Failed to handle a keepalive expiry");
                     }
                 }
-            };
-            after = start;
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = watch.next() => n,
-                };
-                match next {
-                    None => return,
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "Keepalive switch watch ended; restarting it");
-                        break;
-                    }
-                    Some(Ok(change)) => {
-                        after = change.kv().mod_revision;
-                        let WatchEvent::Delete(kv) = change else {
-                            continue;
-                        };
-                        let Some((ns, name)) = keys::split_ns_name(&prefix, &kv.key) else {
-                            continue;
-                        };
-                        let (ns, name) = (ns.to_string(), name.to_string());
-                        let this = self.clone();
-                        // Off the watch loop: expiry handling does several writes.
-                        tokio::spawn(async move {
-                            if let Err(e) = this.handle_expiry(&ns, &name).await {
-                                tracing::error!(error = %e, namespace = %ns, entity = %name, "Failed to handle a keepalive expiry");
-                            }
-                        });
-                    }
-                }
-            }
-        }
+            })
+            .await;
     }
 
     /// An agent's switch expired: deregister it, or raise (and re-arm) its keepalive failure.
@@ -313,38 +225,20 @@ impl Keepalived {
         };
         let critical = u32::try_from(ka_config.ttl).unwrap_or(0);
 
-        // Leader election: only the backend that re-arms the switch acts on this expiry.
-        let store = &repo.store;
-        let lease = store
-            .grant_lease(Duration::from_secs(warning.into()))
-            .await?;
-        let switch = keys::keepalive_switch(ns, name);
-        let won = store
-            .txn(Txn {
-                compares: vec![Compare::absent(switch.clone())],
-                success: vec![Op::put_with_lease(
-                    switch.clone(),
-                    SWITCH_DEAD.to_vec(),
-                    lease,
-                )],
-                failure: vec![],
-            })
+        // Only the backend that re-arms the switch acts on this expiry.
+        let Some(lease) = self
+            .switches
+            .lead_expiry(&switch_id(ns, name), warning.into())
             .await?
-            .succeeded;
-        if !won {
-            let _ = store.revoke_lease(lease).await;
+        else {
             return Ok(());
-        }
-        self.leases
-            .lock()
-            .expect("lease map lock")
-            .remove(&(ns.to_string(), name.to_string()));
+        };
 
         if entity.deregister {
             // The deregistration deletes the switch itself; revoking its lease first would
             // delete it early and look like a second expiry to the watchers.
             let result = self.deregister(entity).await;
-            let _ = store.revoke_lease(lease).await;
+            self.switches.release(lease).await;
             return result;
         }
 

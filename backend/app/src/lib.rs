@@ -6,7 +6,8 @@
 //! - `init`: seeding a new store (`picket-backend init`, or the first `start`);
 //! - `agentd`: the agent WebSocket port and sessions; `bus`: check requests to sessions;
 //! - `eventd`: shard queues (keepalives first), the check state machine, storing events;
-//! - `keepalived`: registration, liveness leases, keepalive failures, deregistration;
+//! - `keepalived`: registration, keepalive failures, deregistration;
+//! - `switchset`: liveness keys on store leases and the watch on their expiry;
 //! - `apid`: the REST API; `auth`: Basic authentication of stored users;
 //! - `entities`, `repo`, `keys`: typed store access and the key layout;
 //! - `metrics`: the backend's own counters; `timefmt`: Go-compatible time strings.
@@ -24,6 +25,7 @@ pub mod keepalived;
 pub mod keys;
 pub mod metrics;
 pub mod repo;
+pub mod switchset;
 pub mod timefmt;
 
 pub use backend::{Backend, BackendConfig};
