@@ -124,25 +124,22 @@ impl Backend {
         let started = Instant::now();
         let repo = Repo::new(self.store.clone());
         let auth = Arc::new(Authenticator::new(repo.clone()));
-        let eventd = Eventd {
-            repo: repo.clone(),
-            metrics: self.metrics.clone(),
-            bus: self.bus.clone(),
-        };
+        let eventd = Eventd::new(repo.clone(), self.metrics.clone(), self.bus.clone());
         let keepalived = Arc::new(Keepalived::new(eventd.clone()));
         let dispatcher = Dispatcher::start(
             self.config.eventd_workers,
             self.config.eventd_buffer_size,
             keepalived.clone(),
-            eventd,
+            eventd.clone(),
             shutdown.clone(),
         );
         let monitor = tokio::spawn(keepalived.clone().run_monitor(shutdown.clone()));
+        let ttl_monitor = tokio::spawn(eventd.run_ttl_monitor(shutdown.clone()));
 
         let agent_app = agentd::router(AgentdState {
             repo: repo.clone(),
             auth: auth.clone(),
-            dispatcher,
+            dispatcher: dispatcher.clone(),
             bus: self.check_bus.clone(),
             metrics: self.metrics.clone(),
             backend_id: self.config.backend_id.clone(),
@@ -155,6 +152,7 @@ impl Backend {
                 repo,
                 auth,
                 keepalived,
+                dispatcher,
                 metrics: self.metrics.clone(),
                 serve_after: started + self.config.api_serve_wait,
                 version: env!("CARGO_PKG_VERSION"),
@@ -171,6 +169,7 @@ impl Backend {
             .with_graceful_shutdown(async move { stop.cancelled().await });
         let (a, b) = tokio::join!(agents.into_future(), api.into_future());
         monitor.abort();
+        ttl_monitor.abort();
         a.map_err(|source| BackendError::Serve {
             what: "agent",
             source,

@@ -1,5 +1,7 @@
 //! eventd: merges each check result with the stored event (history, state, occurrences),
-//! stores it and publishes it. Also the work queues that feed eventd and keepalived.
+//! stores it and publishes it; attributes results to proxy entities (creating them on first
+//! sight); keeps check TTLs (dead man's switches). Also the work queues that feed eventd and
+//! keepalived.
 //!
 //! Work is sharded by entity so that the results of one entity are processed in order (the
 //! history merge reads and writes the same key), and each shard drains its keepalive queue
@@ -9,17 +11,28 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
+use backend_store::{Compare, Op, Txn};
 use proto_spec::v2::check::{
     CHECK_STATE_FAILING, CHECK_STATE_FLAPPING, CHECK_STATE_PASSING, MAX_HISTORY,
 };
-use proto_spec::v2::{Check, CheckHistory, Event};
+use proto_spec::v2::entity::{ENTITY_CLASS_AGENT, ENTITY_CLASS_PROXY};
+use proto_spec::v2::{Check, CheckHistory, EntityConfig, Event};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-use crate::keepalived::Keepalived;
+use crate::entities::{self, EntityState};
+use crate::keepalived::{KEEPALIVE_CHECK, Keepalived};
 use crate::keys;
 use crate::metrics::Metrics;
-use crate::repo::{Repo, RepoResult};
+use crate::repo::{Repo, RepoError, RepoResult, encode};
+use crate::switchset::Switchset;
+use crate::timefmt::now_unix;
+
+/// Cluster-wide cap on a stored check output, applied even when a check sets no (or a larger)
+/// `max_output_size`: an event must fit well inside etcd's 1.5 MiB request limit, history,
+/// entity and all.
+pub const DEFAULT_MAX_OUTPUT_BYTES: i64 = 256 * 1024;
 
 /// Published after processing: every stored event, plus the unstored registration,
 /// deregistration and metrics-only events. The pipeline subscribes here.
@@ -30,20 +43,40 @@ pub struct Eventd {
     pub repo: Repo,
     pub metrics: Arc<Metrics>,
     pub bus: EventBus,
+    /// Check TTL switches, `<ns>/<check>/<entity>`.
+    ttl_switches: Arc<Switchset>,
 }
 
 impl Eventd {
+    pub fn new(repo: Repo, metrics: Arc<Metrics>, bus: EventBus) -> Self {
+        let ttl_switches = Arc::new(Switchset::new(
+            repo.store.clone(),
+            keys::check_ttl_switches_prefix(),
+        ));
+        Eventd {
+            repo,
+            metrics,
+            bus,
+            ttl_switches,
+        }
+    }
+
     /// Merge a check result with its stored predecessor, store it and publish it.
     /// Metrics-only events are published without being stored.
-    pub async fn process(&self, mut event: Event) -> RepoResult<Arc<Event>> {
+    pub async fn process(&self, event: Event) -> RepoResult<Arc<Event>> {
+        self.process_with(event, true).await
+    }
+
+    async fn process_with(&self, mut event: Event, refresh_ttl: bool) -> RepoResult<Arc<Event>> {
         if event.timestamp == 0 {
-            event.timestamp = crate::timefmt::now_unix();
+            event.timestamp = now_unix();
         }
         if event.check.is_none() {
             let event = Arc::new(event);
             let _ = self.bus.send(event.clone());
             return Ok(event);
         }
+        self.resolve_proxy_entity(&mut event).await?;
         let ns = event.namespace().to_string();
         let key = keys::event(&ns, event.entity_name(), event.check_name());
         let previous: Option<Event> = self.repo.get(&key).await?;
@@ -55,10 +88,158 @@ impl Eventd {
         self.repo.put(&key, &event).await?;
         event.metrics = metrics;
         Metrics::inc(&self.metrics.events_total);
+        if refresh_ttl && event.check_name() != KEEPALIVE_CHECK {
+            self.track_ttl(&event, previous.as_ref()).await?;
+        }
         let event = Arc::new(event);
         let _ = self.bus.send(event.clone());
         Ok(event)
     }
+
+    /// Attribute a result to its proxy entity: the check's `proxy_entity_name`, or the event's
+    /// own entity when it is not an agent (events posted through the API). The entity is
+    /// created, class `proxy`, the first time a result names it.
+    async fn resolve_proxy_entity(&self, event: &mut Event) -> RepoResult<()> {
+        let ns = event.namespace().to_string();
+        let Some(entity) = event.entity.as_ref() else {
+            return Ok(());
+        };
+        let proxy_name = match event
+            .check
+            .as_ref()
+            .map(|c| c.config.proxy_entity_name.as_str())
+        {
+            Some(name) if !name.is_empty() => name.to_string(),
+            _ if entity.entity_class != ENTITY_CLASS_AGENT => entity.metadata.name.clone(),
+            _ => return Ok(()),
+        };
+        if let Some(stored) = entities::get(&self.repo, &ns, &proxy_name).await? {
+            event.entity = Some(stored);
+            return Ok(());
+        }
+        // First sight: keep what the event said about the entity when it is that entity.
+        let mut proxy = if entity.metadata.name == proxy_name {
+            entity.clone()
+        } else {
+            Default::default()
+        };
+        proxy.metadata.name = proxy_name.clone();
+        proxy.metadata.namespace = ns.clone();
+        if proxy.entity_class.is_empty() || proxy.entity_class == ENTITY_CLASS_AGENT {
+            proxy.entity_class = ENTITY_CLASS_PROXY.to_string();
+        }
+        proxy.ensure_entity_subscription();
+        let config = EntityConfig::from_entity(&proxy);
+        let state = EntityState::from_entity(&proxy);
+        let created = self
+            .repo
+            .store
+            .txn(Txn {
+                compares: vec![
+                    Compare::absent(keys::entity_config(&ns, &proxy_name)),
+                    Compare::present(keys::namespace(&ns)),
+                ],
+                success: vec![
+                    Op::put(keys::entity_config(&ns, &proxy_name), encode(&config)),
+                    Op::put(keys::entity_state(&ns, &proxy_name), encode(&state)),
+                ],
+                failure: vec![],
+            })
+            .await?
+            .succeeded;
+        if created {
+            tracing::info!(namespace = %ns, entity = %proxy_name, "Proxy entity created");
+        }
+        event.entity = entities::get(&self.repo, &ns, &proxy_name)
+            .await?
+            .or(Some(proxy));
+        Ok(())
+    }
+
+    /// Renew (or stop) the check's TTL switch after a result.
+    async fn track_ttl(&self, event: &Event, previous: Option<&Event>) -> RepoResult<()> {
+        let ttl = event.check.as_ref().map_or(0, |c| c.config.ttl);
+        let id = ttl_switch_id(event.namespace(), event.check_name(), event.entity_name());
+        if ttl > 0 {
+            self.ttl_switches.alive(&id, ttl as u64).await?;
+        } else if previous
+            .and_then(|p| p.check.as_ref())
+            .is_some_and(|c| c.config.ttl > 0)
+        {
+            self.ttl_switches.bury(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Watch for lapsed check TTLs until shutdown.
+    pub async fn run_ttl_monitor(self, shutdown: CancellationToken) {
+        let this = self.clone();
+        self.ttl_switches
+            .clone()
+            .watch_expiries(shutdown, move |id| {
+                let this = this.clone();
+                async move {
+                    if let Err(e) = this.handle_ttl_expiry(&id).await {
+                        tracing::error!(error = %e, switch = %id, "Failed to handle a check TTL expiry");
+                    }
+                }
+            })
+            .await;
+    }
+
+    /// A check stopped reporting within its TTL (sensu-compat 2.6): unless its entity or event
+    /// is gone, or the entity's keepalive is failing (the keepalive alert already says the
+    /// host is silent), raise a warning built from the last result. Repeats every TTL.
+    pub async fn handle_ttl_expiry(&self, id: &str) -> Result<(), RepoError> {
+        let mut parts = id.splitn(3, '/');
+        let (Some(ns), Some(check), Some(entity)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(());
+        };
+        let Some(mut event) = self
+            .repo
+            .get::<Event>(&keys::event(ns, entity, check))
+            .await?
+        else {
+            return Ok(());
+        };
+        if !self.repo.exists(&keys::entity_config(ns, entity)).await? {
+            return Ok(());
+        }
+        let ttl = event.check.as_ref().map_or(0, |c| c.config.ttl);
+        if ttl <= 0 {
+            return Ok(());
+        }
+        let Some(_lease) = self.ttl_switches.lead_expiry(id, ttl as u64).await? else {
+            return Ok(());
+        };
+        let keepalive: Option<Event> = self
+            .repo
+            .get(&keys::event(ns, entity, KEEPALIVE_CHECK))
+            .await?;
+        if keepalive
+            .and_then(|k| k.check)
+            .is_some_and(|c| c.status > 0)
+        {
+            return Ok(());
+        }
+        let now = now_unix();
+        let check = event.check.as_mut().expect("ttl read from it");
+        let silent_for = now - check.executed;
+        check.status = 1;
+        check.output = format!("Last check execution was {silent_for} seconds ago");
+        check.executed = now;
+        check.issued = now;
+        event.timestamp = now;
+        event.id = Some(Uuid::new_v4());
+        tracing::warn!(namespace = %ns, check = %check.name(), entity = %entity, silent_for, "Check TTL expired");
+        self.process_with(event, false).await?;
+        Ok(())
+    }
+}
+
+fn ttl_switch_id(ns: &str, check: &str, entity: &str) -> String {
+    format!("{ns}/{check}/{entity}")
 }
 
 /// Apply Sensu's per-result state machine (sensu-compat 2.3 and 2.4): history, flap
@@ -79,10 +260,19 @@ pub fn merge_with_previous(check: &mut Check, previous: Option<&Check>) {
     check.occurrences_watermark = prev.occurrences_watermark;
     check.total_state_change = total_state_change(&history);
 
+    // Hysteresis: a check starts flapping at the high threshold and stops only below the low
+    // one. (Sensu 6 never records the flapping flag its hysteresis reads, so its low threshold
+    // is inert there; Picket uses the previous state, as the thresholds' documentation says.)
     let cfg = &check.config;
+    let was_flapping = previous.is_some_and(|p| p.state == CHECK_STATE_FLAPPING);
+    let threshold = if was_flapping {
+        cfg.low_flap_threshold
+    } else {
+        cfg.high_flap_threshold
+    };
     let flapping = cfg.low_flap_threshold != 0
         && cfg.high_flap_threshold != 0
-        && check.total_state_change >= cfg.high_flap_threshold;
+        && check.total_state_change >= threshold;
     if flapping {
         check.state = CHECK_STATE_FLAPPING.to_string();
     } else if check.status == 0 {
@@ -122,11 +312,14 @@ pub fn total_state_change(history: &[CheckHistory]) -> u32 {
     (sum / 20.0 * 100.0) as u32
 }
 
-/// Honour `max_output_size`: keep at most that many bytes of output (on a char boundary) and
-/// record how many were dropped.
+/// Honour `max_output_size` (bounded by the cluster-wide cap): keep at most that many bytes
+/// of output (on a char boundary) and record how many were dropped.
 fn truncate_output(check: &mut Check) {
-    let max = check.config.max_output_size;
-    if max <= 0 || check.output.len() as i64 <= max {
+    let max = match check.config.max_output_size {
+        m if m > 0 => m.min(DEFAULT_MAX_OUTPUT_BYTES),
+        _ => DEFAULT_MAX_OUTPUT_BYTES,
+    };
+    if check.output.len() as i64 <= max {
         return;
     }
     let mut cut = max as usize;
@@ -317,6 +510,97 @@ mod tests {
             prev = Some(c);
         }
         assert_eq!(prev.unwrap().state, "flapping");
+    }
+
+    /// Hand-computed: a history of 21 entries where the last `changes` transitions alternate
+    /// gives TSC = sum of the last `changes` weights (0.80 + 0.02·i) / 20 · 100, truncated.
+    fn history_with_changes(changes: usize) -> Vec<u32> {
+        let mut statuses = vec![0u32; 21 - changes];
+        for i in 0..changes {
+            statuses.push(if i % 2 == 0 { 1 } else { 0 });
+        }
+        statuses
+    }
+
+    fn run_flap(statuses: &[u32], low: u32, high: u32, start_flapping: bool) -> Check {
+        let mut prev = Check {
+            history: Some(
+                statuses[..statuses.len() - 1]
+                    .iter()
+                    .map(|s| CheckHistory {
+                        status: *s,
+                        executed: 1,
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        if start_flapping {
+            prev.state = CHECK_STATE_FLAPPING.to_string();
+        }
+        let mut c = result(*statuses.last().unwrap(), 2);
+        c.config.low_flap_threshold = low;
+        c.config.high_flap_threshold = high;
+        merge_with_previous(&mut c, Some(&prev));
+        c
+    }
+
+    #[test]
+    fn total_state_change_table() {
+        // (changes in the last transitions, expected TSC): weights of the last n of 20
+        // transitions are 1.18, 1.16, ...; e.g. n = 1 → 1.18/20 = 5.9 % → 5.
+        for (changes, expected) in [(0, 0), (1, 5), (2, 11), (5, 28), (10, 54), (20, 98)] {
+            let statuses = history_with_changes(changes);
+            let history: Vec<CheckHistory> = statuses
+                .iter()
+                .map(|s| CheckHistory {
+                    status: *s,
+                    executed: 0,
+                })
+                .collect();
+            assert_eq!(total_state_change(&history), expected, "{changes} changes");
+        }
+    }
+
+    #[test]
+    fn flapping_hysteresis_starts_high_and_stops_below_low() {
+        // TSC 28 with thresholds 20/30: not flapping when it was not, still flapping when it was.
+        let statuses = history_with_changes(5);
+        assert_eq!(run_flap(&statuses, 20, 30, false).state, "failing");
+        assert_eq!(run_flap(&statuses, 20, 30, true).state, "flapping");
+        // TSC 54 ≥ high: starts flapping.
+        assert_eq!(
+            run_flap(&history_with_changes(10), 20, 30, false).state,
+            "flapping"
+        );
+        // TSC 11 < low: stops (the last status of that history is 0).
+        assert_eq!(
+            run_flap(&history_with_changes(2), 20, 30, true).state,
+            "passing"
+        );
+        // Flapping with status 0 does not move last_ok.
+        let mut statuses = history_with_changes(10);
+        *statuses.last_mut().unwrap() = 0;
+        let c = run_flap(&statuses, 20, 30, false);
+        assert_eq!((c.state.as_str(), c.last_ok), ("flapping", 0));
+        // A zero threshold disables flap detection.
+        assert_eq!(
+            run_flap(&history_with_changes(20), 0, 30, false).state,
+            "passing"
+        );
+    }
+
+    #[test]
+    fn output_is_capped_cluster_wide() {
+        let mut c = result(0, 1);
+        c.output = "x".repeat(DEFAULT_MAX_OUTPUT_BYTES as usize + 10);
+        c.config.max_output_size = 10 * DEFAULT_MAX_OUTPUT_BYTES;
+        truncate_output(&mut c);
+        assert_eq!(c.output.len() as i64, DEFAULT_MAX_OUTPUT_BYTES);
+        assert_eq!(
+            c.config.metadata.labels["sensu.io/output_truncated_bytes"],
+            "10"
+        );
     }
 
     #[test]

@@ -67,6 +67,11 @@ impl Keepalived {
         Keepalived { eventd, switches }
     }
 
+    /// The event processor keepalives go through (the events API feeds it too).
+    pub fn eventd(&self) -> &Eventd {
+        &self.eventd
+    }
+
     fn metrics(&self) -> &Metrics {
         &self.eventd.metrics
     }

@@ -65,6 +65,11 @@ pub fn keepalive_switches_prefix() -> String {
     format!("{ROOT}/switchsets/keepalived/")
 }
 
+/// Check TTL switches: `<prefix><ns>/<check>/<entity>`, leased for the check's `ttl`.
+pub fn check_ttl_switches_prefix() -> String {
+    format!("{ROOT}/switchsets/eventd/")
+}
+
 /// Split `<prefix><ns>/<name>` back into its namespace and name.
 pub fn split_ns_name<'a>(prefix: &str, key: &'a str) -> Option<(&'a str, &'a str)> {
     key.strip_prefix(prefix)?.split_once('/')

@@ -24,6 +24,7 @@ mod hooks;
 mod namespaces;
 
 use crate::auth::{AuthError, Authenticator};
+use crate::eventd::Dispatcher;
 use crate::keepalived::Keepalived;
 use crate::keys;
 use crate::metrics::Metrics;
@@ -34,6 +35,9 @@ pub struct ApiState {
     pub repo: Repo,
     pub auth: Arc<Authenticator>,
     pub keepalived: Arc<Keepalived>,
+    /// Events posted through the API join the agents' results in the same shard queues, so
+    /// the results of one entity stay in order whatever their source.
+    pub dispatcher: Dispatcher,
     pub metrics: Arc<Metrics>,
     pub serve_after: Instant,
     pub version: &'static str,
