@@ -1,8 +1,8 @@
 //! `agent`: the library behind `picket-agent`, the Picket (Sensu Go 6 compatible) agent.
 //!
 //! The agent keeps one WebSocket session to one of its backends, announces itself with its
-//! system facts and sends keepalives; the backend pushes entity configuration (and, in a later
-//! release, check requests) back.
+//! system facts and sends keepalives; the backend pushes entity configuration and check
+//! requests back, and the agent runs the checks and returns their results as events.
 //!
 //! # Layout
 //! - [`config`]: flags, `PICKET_*` env and YAML file → validated [`Config`] (two stages, all
@@ -11,6 +11,8 @@
 //! - [`entity`]: the agent entity, `entity_config` adoption and keepalive events.
 //! - [`reconnect`]: backoff with jitter and the backend URL rotation (seeded-RNG testable).
 //! - [`outbox`]: the bounded queue of outgoing events.
+//! - [`check`]: check requests → dedup, token substitution, execution (`sh -c`, own process
+//!   group, timeout), hooks → result events into the outbox.
 //! - [`transport`]: the WebSocket handshake (headers, credentials, HTTP rejections).
 //! - `session`: one session's loop: frames, keepalives, heartbeats, close.
 //! - [`Agent`]: ties them together; `src/main.rs` is a thin binary around it.
@@ -19,10 +21,12 @@
 //! then `async fn run(self, shutdown: CancellationToken)`. Nothing is global, so several
 //! agents can run in one process (the integration tests do).
 //!
-//! Not implemented yet (their flags are accepted, validated and documented as such): check
-//! execution, TLS (`wss://`), the agent API, sockets, StatsD, assets, the allow list, the
+//! Not implemented yet (their flags are accepted, validated and documented as such): TLS
+//! (`wss://`), the agent API, sockets, StatsD, runtime assets (a check that names some
+//! reports status 3 instead of running), the allow list, output metric extraction, the
 //! events rate limit and cloud provider detection.
 
+pub mod check;
 pub mod config;
 pub mod entity;
 pub mod facts;
@@ -32,6 +36,7 @@ mod session;
 pub mod transport;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -43,6 +48,8 @@ pub use config::{Config, ConfigError};
 pub use outbox::Outbox;
 pub use tokio_util::sync::CancellationToken;
 
+use check::{CheckEnv, CheckRunner, EntitySource};
+use proto_spec::v2::{EntityConfig, System};
 use reconnect::{BackendRotation, Backoff};
 use session::{SessionEnd, Shared};
 
@@ -111,11 +118,25 @@ impl Agent {
             tokio::spawn(refresh_facts(facts_tx, facts_stop));
         }
 
+        let entity_config = Arc::new(Mutex::new(entity::local_entity_config(&config)));
+        // Running checks are killed when the agent stops: their token is a child of
+        // `shutdown`, cancelled on every return path of `run` by the guard.
+        let checks_stop = shutdown.child_token();
+        let _checks_guard = checks_stop.clone().drop_guard();
+        let checks = CheckRunner::new(
+            CheckEnv {
+                agent_name: config.name.clone(),
+                entity: entity_source(entity_config.clone(), facts_rx.clone()),
+            },
+            self.outbox.clone(),
+            checks_stop,
+        );
         let shared = Shared {
-            entity: Mutex::new(entity::local_entity_config(&config)),
+            entity: entity_config,
             config: config.clone(),
             facts: facts_rx,
             outbox: self.outbox,
+            checks,
         };
         let mut rng = StdRng::from_os_rng();
         let mut backends = BackendRotation::new(config.backend_urls.clone(), &mut rng);
@@ -172,9 +193,28 @@ impl Agent {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        // Killed commands are reaped within moments; do not return while they still run.
+        if !shared.checks.wait_idle(CHECK_STOP_GRACE).await {
+            warn!(
+                running = shared.checks.running(),
+                "Some check executions had not ended when the agent stopped"
+            );
+        }
         info!("Agent stopped");
         Ok(())
     }
+}
+
+/// How long a stopping agent waits for its killed check executions to end.
+const CHECK_STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The agent's current entity, as check results and token substitution see it.
+fn entity_source(config: Arc<Mutex<EntityConfig>>, facts: watch::Receiver<System>) -> EntitySource {
+    Arc::new(move || {
+        let ec = config.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let system = facts.borrow().clone();
+        entity::build_entity(&ec, system, check::unix_now())
+    })
 }
 
 async fn collect_facts() -> proto_spec::v2::System {

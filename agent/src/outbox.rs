@@ -7,7 +7,8 @@
 //! keepalive behind a full queue and be declared dead while busy).
 //!
 //! Events stay queued while the agent is disconnected and are sent once the next session has
-//! sent its first keepalive.
+//! sent its first keepalive. Nothing leaves the queue silently: every drop is logged (with the
+//! event's check and entity) and counted in [`Outbox::dropped`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,10 +65,12 @@ impl Outbox {
             q.push_back(event);
             dropped
         };
-        if dropped.is_some() {
+        if let Some(old) = &dropped {
             self.inner.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 capacity = self.inner.capacity,
+                check = old.check_name(),
+                entity = old.entity_name(),
                 "Outgoing queue full; dropped the oldest event"
             );
         }
@@ -101,12 +104,24 @@ impl Outbox {
         }
     }
 
-    /// Put back an event whose sending failed, at the front, unless the queue refilled.
+    /// Put back an event whose sending failed, at the front. It is the oldest event, so when
+    /// the queue refilled meanwhile it is the one dropped (and counted), as `push` would.
     pub(crate) fn requeue(&self, event: Event) {
         let mut q = self.lock();
         if q.len() < self.inner.capacity {
             q.push_front(event);
+            drop(q);
+            self.inner.ready.notify_one();
+            return;
         }
+        drop(q);
+        self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            capacity = self.inner.capacity,
+            check = event.check_name(),
+            entity = event.entity_name(),
+            "Outgoing queue full; dropped an event whose sending failed"
+        );
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Event>> {
@@ -141,6 +156,18 @@ mod tests {
             .collect();
         assert_eq!(order, [2, 3, 4]);
         assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn requeue_goes_first_or_is_counted() {
+        let q = Outbox::new(2);
+        q.push(ev(2));
+        q.requeue(ev(1));
+        assert_eq!(q.next().await.sequence, 1);
+        q.push(ev(3));
+        q.requeue(ev(0));
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.dropped(), 1);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::check::CheckRunner;
 use crate::config::Config;
 use crate::entity::{self, ConfigUpdate};
 use crate::outbox::Outbox;
@@ -40,10 +41,12 @@ pub const BYE: &str = "bye";
 pub(crate) struct Shared {
     pub config: Arc<Config>,
     /// The current entity configuration (local, then adopted from the backend). A std Mutex:
-    /// never held across an `.await`.
-    pub entity: Mutex<EntityConfig>,
+    /// never held across an `.await`. Shared with the check runner, which reads the entity
+    /// when a check starts.
+    pub entity: Arc<Mutex<EntityConfig>>,
     pub facts: watch::Receiver<System>,
     pub outbox: Outbox,
+    pub checks: CheckRunner,
 }
 
 impl Shared {
@@ -110,6 +113,7 @@ pub(crate) async fn run(
     let mut read_deadline = start + hb_timeout;
     let mut ping = tokio::time::interval_at(start + hb_interval, hb_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    shared.checks.new_connection();
 
     let end = loop {
         tokio::select! {
@@ -142,8 +146,16 @@ pub(crate) async fn run(
                             }
                         }
                         Ok(Frame::CheckRequest(req)) => {
-                            let check = req.config.as_ref().map(|c| c.metadata.name.as_str()).unwrap_or_default();
-                            info!(check, issued = req.issued, "Received a check request; check execution is not implemented yet");
+                            if configured {
+                                // Decides at once and runs the check in a task of its own:
+                                // this loop (keepalives, heartbeats) never waits for a check.
+                                shared.checks.handle(*req);
+                            } else {
+                                // As Sensu: requests are no-ops until the entity config came
+                                // (or the wait for it ended).
+                                let check = req.config.as_ref().map(|c| c.metadata.name.as_str()).unwrap_or_default();
+                                info!(check, issued = req.issued, "Ignoring a check request received before the entity configuration");
+                            }
                         }
                         Ok(other) => {
                             break SessionEnd::ProtocolError {

@@ -151,6 +151,19 @@ impl Api {
         Some(Reply { status, body })
     }
 
+    pub fn put(&self, path: &str, body: &str) -> Option<Reply> {
+        let mut resp = self
+            .agent
+            .put(format!("{}{path}", self.base))
+            .header("Authorization", &self.auth)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .ok()?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        Some(Reply { status, body })
+    }
+
     pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
         self.get(path).filter(|r| r.status == 200).map(|r| r.json())
     }

@@ -214,7 +214,7 @@ pub(super) fn command() -> clap::Command {
     }
     clap::Command::new("picket-agent")
         .about(
-            "Picket agent: keeps one WebSocket session to a Picket backend and reports keepalives",
+            "Picket agent: keeps one WebSocket session to a Picket backend, reports keepalives and runs the checks the backend requests",
         )
         .version(VERSION)
         .disable_version_flag(true)

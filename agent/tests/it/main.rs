@@ -2,6 +2,7 @@
 
 mod backend;
 mod binary;
+mod checks;
 mod config;
 mod reconnect;
 mod transport;

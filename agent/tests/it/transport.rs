@@ -160,17 +160,33 @@ async fn keepalives_entity_config_reconnect_and_shutdown() {
         }
     }
 
-    // A check request is logged and ignored; the session goes on.
+    // A check request runs; its result comes back as an event and the session goes on.
     conn.send(wire::Message::CheckRequest(Box::new(CheckRequest {
         config: Some(CheckConfig {
             metadata: ObjectMeta::new("default", "check-cpu"),
-            command: "true".into(),
+            command: "echo cpu-ok".into(),
+            interval: 10,
             ..Default::default()
         }),
         issued: 1,
         ..Default::default()
     })))
     .await;
+    loop {
+        match conn.frame().await {
+            wire::Message::Event(e) => {
+                let check = e.check.unwrap();
+                assert_eq!(check.config.metadata.name, "check-cpu");
+                assert_eq!(check.output, "cpu-ok\n");
+                break;
+            }
+            wire::Message::Keepalive(ka) => {
+                assert_eq!(ka.sequence, last_seq + 1);
+                last_seq = ka.sequence;
+            }
+            other => panic!("expected the check result, got {other:?}"),
+        }
+    }
     let ka2 = conn.keepalive().await;
     assert_eq!(ka2.sequence, last_seq + 1);
     assert_ne!(ka2.id, ka1.id);
