@@ -15,6 +15,8 @@
 //!   a `Resource` enum over every wrapped type, and the YAML/JSON stream parser and writers;
 //! - `meta`: `ObjectMeta` and `ResourceReference`;
 //! - `wire`: the agent transport frames (`<type>\n<payload>`), limits and handshake headers;
+//! - `tokens`: check token substitution (sensu-compat 5.6, the Go `text/template` subset
+//!   Sensu uses), shared by the agent (its own entity) and the backend (proxy entities);
 //! - `validate`: the rules every resource shares (names, cron, time formats, ...);
 //! - `serde_util`: serde helpers reproducing Go `encoding/json` behaviour.
 //!
@@ -28,6 +30,7 @@
 
 pub mod meta;
 pub mod serde_util;
+pub mod tokens;
 pub mod v2;
 pub mod validate;
 pub mod wire;

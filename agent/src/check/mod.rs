@@ -37,13 +37,13 @@
 
 pub mod execute;
 pub mod hooks;
-pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto_spec::ObjectMeta;
+use proto_spec::tokens;
 use proto_spec::v2::{Check, CheckConfig, CheckRequest, Entity, Event};
 use proto_spec::wire;
 use tokio::sync::Notify;

@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use proto_spec::v2::{CheckConfig, Entity, HookConfig};
+use crate::v2::{CheckConfig, Entity, HookConfig};
 use serde_json::{Map, Number, Value};
 
 /// What Go prints for a missing value. Its presence in a result is an error.
@@ -935,8 +935,8 @@ fn go_float(f: f64) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use proto_spec::ObjectMeta;
-    use proto_spec::v2::System;
+    use crate::ObjectMeta;
+    use crate::v2::System;
     use serde_json::json;
 
     use super::*;
