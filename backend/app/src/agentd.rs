@@ -37,6 +37,9 @@ use crate::repo::Repo;
 /// agents configured with long intervals.
 pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Read and write buffer of one agent session.
+const SESSION_BUFFER_BYTES: usize = 4096;
+
 #[derive(Clone)]
 pub struct AgentdState {
     pub repo: Repo,
@@ -159,7 +162,13 @@ async fn upgrade(
         subscriptions,
     };
     let backend_id = state.backend_id.clone();
+    // Idle sessions dominate the backend's memory: tungstenite's default 128 KiB read buffer
+    // is zero-filled and stays resident per session (150 KiB per idle agent measured; 26 KiB
+    // with 4 KiB buffers, benches/RESULTS.md). Frames larger than the buffer still arrive,
+    // in several reads.
     let mut resp = ws
+        .read_buffer_size(SESSION_BUFFER_BYTES)
+        .write_buffer_size(SESSION_BUFFER_BYTES)
         .max_message_size(wire::MAX_FRAME_BYTES)
         .max_frame_size(wire::MAX_FRAME_BYTES)
         .on_upgrade(move |socket| session(state, peer, socket));

@@ -79,6 +79,13 @@ fn run(args: Args) -> Result<()> {
         .args(["--keepalive-interval", &args.keepalive_interval.to_string()])
         .arg("--cache-dir")
         .arg(dir.path().join("cache"))
+        // No stray /etc/picket/agent.yml may change what we measure.
+        .args(["--config-file", ""])
+        // The local listeners get free ports, so a service on the default ones (or a second
+        // run) cannot make the agent fail to start.
+        .args(["--api-port", &harness::free_port()?.to_string()])
+        .args(["--socket-port", &harness::free_port()?.to_string()])
+        .args(["--statsd-metrics-port", &harness::free_port()?.to_string()])
         .args(&args.agent_args)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
