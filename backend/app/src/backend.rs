@@ -19,6 +19,7 @@ use crate::eventd::{Dispatcher, EventBus, Eventd};
 use crate::keepalived::Keepalived;
 use crate::metrics::Metrics;
 use crate::repo::Repo;
+use crate::schedulerd::{SchedulerConfig, Schedulerd};
 
 /// Everything the running backend needs, already validated.
 #[derive(Debug, Clone)]
@@ -135,6 +136,12 @@ impl Backend {
         );
         let monitor = tokio::spawn(keepalived.clone().run_monitor(shutdown.clone()));
         let ttl_monitor = tokio::spawn(eventd.run_ttl_monitor(shutdown.clone()));
+        let scheduler = Schedulerd::new(SchedulerConfig {
+            repo: repo.clone(),
+            bus: self.check_bus.clone(),
+        });
+        let publisher = scheduler.publisher();
+        let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
 
         let agent_app = agentd::router(AgentdState {
             repo: repo.clone(),
@@ -154,6 +161,7 @@ impl Backend {
                 keepalived,
                 dispatcher,
                 metrics: self.metrics.clone(),
+                publisher,
                 serve_after: started + self.config.api_serve_wait,
                 version: env!("CARGO_PKG_VERSION"),
             },
@@ -170,6 +178,8 @@ impl Backend {
         let (a, b) = tokio::join!(agents.into_future(), api.into_future());
         monitor.abort();
         ttl_monitor.abort();
+        // It stops on the shutdown token by itself; waiting keeps its last log lines in order.
+        let _ = scheduler.await;
         a.map_err(|source| BackendError::Serve {
             what: "agent",
             source,

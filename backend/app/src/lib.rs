@@ -8,6 +8,7 @@
 //! - `eventd`: shard queues (keepalives first), the check state machine, storing events;
 //! - `keepalived`: registration, keepalive failures, deregistration;
 //! - `switchset`: liveness keys on store leases and the watch on their expiry;
+//! - `schedulerd`: check schedules (interval splay, cron, subdues) → check requests;
 //! - `apid`: the REST API; `auth`: Basic authentication of stored users;
 //! - `entities`, `repo`, `keys`: typed store access and the key layout;
 //! - `metrics`: the backend's own counters; `timefmt`: Go-compatible time strings.
@@ -25,6 +26,7 @@ pub mod keepalived;
 pub mod keys;
 pub mod metrics;
 pub mod repo;
+pub mod schedulerd;
 pub mod switchset;
 pub mod timefmt;
 

@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 mod checks;
+pub mod crud;
 mod entities;
 mod events;
 mod hooks;
@@ -29,6 +30,7 @@ use crate::keepalived::Keepalived;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::repo::{Page, Repo, RepoError, encode};
+use crate::schedulerd::Publisher;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -39,9 +41,16 @@ pub struct ApiState {
     /// the results of one entity stay in order whatever their source.
     pub dispatcher: Dispatcher,
     pub metrics: Arc<Metrics>,
+    /// Adhoc check executions publish through the scheduler's publisher.
+    pub publisher: Arc<Publisher>,
     pub serve_after: Instant,
     pub version: &'static str,
 }
+
+/// The authenticated user of an `/api/` request (request extension set by `require_user`);
+/// handlers record it as `metadata.created_by`.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub String);
 
 pub fn router(state: ApiState, body_limit: usize) -> Router {
     let api = Router::new()
@@ -184,13 +193,16 @@ async fn count_and_gate(State(state): State<ApiState>, req: Request, next: Next)
     next.run(req).await
 }
 
-async fn require_user(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+async fn require_user(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
     let header = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     match state.auth.authenticate_header(header).await {
-        Ok(_) => next.run(req).await,
+        Ok(user) => {
+            req.extensions_mut().insert(AuthUser(user.username));
+            next.run(req).await
+        }
         Err(AuthError::Repo(e)) => ApiError::from(e).into_response(),
         Err(e) => {
             Metrics::inc(&state.metrics.api_unauthorized_total);
