@@ -11,10 +11,53 @@
 //!   `i64`s — create_revision, mod_revision, version, lease — then the raw value bytes. A fixed
 //!   33-byte header keeps decoding trivial and lets values be arbitrary bytes without escaping;
 //!   the format byte leaves room to change the layout later.
-//! - **Writers** hold `writer` across begin_write → commit → publish. redb already allows only
-//!   one write transaction, but watchers must also *see* commits in revision order, so publishing
-//!   happens under the same lock. Every redb call runs on tokio's blocking pool because commits
-//!   fsync (file backend) and large ranges take time.
+//! - **Writes use group commit.** A durable redb commit costs an fsync (milliseconds on a real
+//!   disk), and events — most of the backend's writes — come from many concurrent writers. So
+//!   every write (put, delete, delete_prefix, txn, lease grant and revoke, lease expiry) is a
+//!   `Request` appended to one queue, and a single *committer* applies queued requests in
+//!   batches, each batch in one redb write transaction with one durable commit:
+//!   - *Committer.* The first request to find no committer running starts one on tokio's
+//!     blocking pool (`Queue::committing` records that one runs; it is set and cleared under the
+//!     queue lock, so exactly one runs whenever the queue is not empty). The committer takes a
+//!     batch from the queue, commits it, answers it, and loops until the queue is empty. Requests
+//!     that arrive while it commits wait in the queue and form the next batch, so the batch size
+//!     follows the load: a lone writer gets a batch of one and the same single fsync as before;
+//!     64 concurrent writers share one fsync per batch. Batches are bounded
+//!     (`MAX_BATCH_REQUESTS`, `MAX_BATCH_BYTES`) to bound the latency of each commit.
+//!     Waiting requests hold no thread: each caller awaits a oneshot reply.
+//!   - *Each request stays its own logical transaction.* Requests are applied in queue order and
+//!     each takes the next revision (if it changed a key), so revisions stay consecutive and a
+//!     request's compares see the effects of the requests before it in the batch: the batch is
+//!     exactly the serial execution of its requests.
+//!   - *Failure isolation by validate-then-apply.* A request checks everything that can make it
+//!     fail logically (empty key, unknown lease, revoke of an unknown lease; a txn checks every
+//!     op of the chosen branch) before it writes anything, so a failing request leaves no trace
+//!     and its neighbours are unaffected. (redb savepoints cannot help: they can only be taken
+//!     before a transaction's first write.) Should a request nevertheless fail after writing
+//!     (an I/O error), the whole transaction is aborted and the batch re-run one request per
+//!     transaction, which gives each request its own outcome. A failed *commit* fails every
+//!     request of the batch with its error (whether such a write landed is unknown, as with
+//!     any store whose commit fails).
+//!   - *Acknowledgement.* Replies are sent only after the durable commit returns and the
+//!     batch's watch events have been published (in revision order), so an acknowledged write
+//!     is on disk and a later `revision()` or watch sees it.
+//!
+//!   The committer holds `writer` from begin_write through publish, so `close` never pulls the
+//!   database from under a batch and watchers see commits in revision order.
+//! - **Measured** with `examples/write_throughput.rs` (2 KiB values; 2-core VM whose shared disk
+//!   swings between ~0.3 and ~4 ms per fsync, so ranges over 10+ interleaved runs, ops/s):
+//!
+//!   | scenario                         | before (a commit per write) | group commit   |
+//!   |----------------------------------|-----------------------------|----------------|
+//!   | sequential put                   | 170 – 4,200                 | 150 – 4,300    |
+//!   | 64 tasks put                     | 350 – 3,700                 | 4,600 – 31,000 |
+//!   | 64 tasks txn (compare + 2 puts)  | 690 – 2,100                 | 2,900 – 18,500 |
+//!   | 64 tasks put, per CPU-second     | 3,000 – 5,200               | 24,000 – 47,000|
+//!
+//!   Sequential writes pay one fsync each either way (on tmpfs, where fsync is free, their p50
+//!   is 0.05 ms before and 0.04 ms after). With fsync out of the way (tmpfs), 64 tasks reach
+//!   41,700 puts/s (before: 13,200). On a real disk concurrent throughput is bounded by
+//!   writers in flight ÷ commit latency, not by CPU.
 //! - **Watches** are fed from `Shared`, updated right after each commit. Registering a watcher,
 //!   replaying the history and publishing new events all happen under the `shared` mutex, so a
 //!   watcher sees every event after its start revision exactly once. Each watcher filters on its
@@ -23,8 +66,9 @@
 //!   [`StoreError::WatcherLagged`].
 //! - **Leases**: TTLs are persisted; deadlines are in memory only, so after a restart every lease
 //!   gets a fresh full TTL (as etcd does after a leader change) instead of its keys vanishing
-//!   before clients had a chance to send a keep-alive. A background task expires leases; it holds
-//!   only a `Weak` to the store so dropping the last `Arc` stops it.
+//!   before clients had a chance to send a keep-alive. A background task expires leases (through
+//!   the write queue, all leases due at once in one batch); it holds only a `Weak` to the store
+//!   so dropping the last `Arc` stops it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Bound;
@@ -39,7 +83,7 @@ use redb::{
     Database, MultimapTable, MultimapTableDefinition, ReadTransaction, ReadableDatabase,
     ReadableMultimapTable, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::{
@@ -64,6 +108,13 @@ const HEADER_LEN: usize = 1 + 4 * 8;
 /// The lease-expiry task wakes at least this often, so a lease expires at most this late.
 const REAP_INTERVAL: Duration = Duration::from_millis(200);
 
+/// At most this many requests share one commit, so no commit (and no reply) waits on an
+/// unbounded amount of work.
+const MAX_BATCH_REQUESTS: usize = 1_000;
+/// A batch stops growing once its requests carry this many bytes of keys and values (a single
+/// larger request still forms a batch of its own).
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
 /// Bounds of the in-memory watch machinery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbeddedOptions {
@@ -84,6 +135,18 @@ impl Default for EmbeddedOptions {
     }
 }
 
+/// Counters of the write path: how well concurrent writes share commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Write requests taken from the queue.
+    pub requests: u64,
+    /// Batches taken from the queue; each is one redb write transaction (plus one per request
+    /// in the rare case a batch has to be retried request by request).
+    pub batches: u64,
+    /// The most requests one batch held.
+    pub largest_batch: u64,
+}
+
 /// The default [`Store`]: redb on a local file (or in memory for tests).
 ///
 /// Constructors must run inside a tokio runtime, because lease expiry is a background task on
@@ -95,10 +158,15 @@ pub struct EmbeddedStore {
     /// `None` once closed. Readers and writers hold the read side for the duration of a redb
     /// transaction; `close` takes the write side so it never pulls the database from under one.
     db: RwLock<Option<Database>>,
-    /// Serialises write transactions together with publishing their events.
+    /// Write requests waiting for the committer (see the module docs).
+    queue: Mutex<Queue>,
+    /// Held by the committer from begin_write through publishing, and by `close`.
     writer: Mutex<()>,
+    /// Updated by the committer once per batch.
+    stats: Mutex<WriteStats>,
     shared: Mutex<Shared>,
-    /// Lease deadlines. Lock order: `writer` before `timers` or `shared`.
+    /// Lease deadlines. Lock order: `writer` before `timers` or `shared`; `queue` is never held
+    /// together with another lock.
     timers: Mutex<HashMap<LeaseId, LeaseTimer>>,
     closed: AtomicBool,
     /// Wakes the lease-expiry task on close or drop so it exits without waiting a full tick.
@@ -144,6 +212,183 @@ impl Watcher {
 struct LeaseTimer {
     ttl: Duration,
     deadline: Instant,
+}
+
+/// Write requests waiting to be committed.
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Pending>,
+    /// A committer is running (or about to). It only stops once it finds `pending` empty, so
+    /// a request queued while this is true is always picked up.
+    committing: bool,
+}
+
+impl Queue {
+    /// Takes the next batch in arrival order: at least one request, then more while within
+    /// [`MAX_BATCH_REQUESTS`] and [`MAX_BATCH_BYTES`].
+    fn take_batch(&mut self) -> Vec<Pending> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = self.pending.front() {
+            let size = next.request.size();
+            if !batch.is_empty()
+                && (batch.len() == MAX_BATCH_REQUESTS || bytes + size > MAX_BATCH_BYTES)
+            {
+                break;
+            }
+            bytes += size;
+            batch.extend(self.pending.pop_front());
+        }
+        batch
+    }
+}
+
+/// One queued write and where its answer goes.
+struct Pending {
+    request: Request,
+    reply: oneshot::Sender<Result<Reply>>,
+}
+
+/// A write, i.e. one logical transaction with (at most) one revision of its own.
+enum Request {
+    Put {
+        key: String,
+        value: Vec<u8>,
+        lease: LeaseId,
+    },
+    Delete {
+        key: String,
+    },
+    DeletePrefix {
+        prefix: String,
+    },
+    Txn(Txn),
+    /// `ttl_ms` is already validated (> 0).
+    Grant {
+        ttl_ms: i64,
+    },
+    /// With `only_if_expired` (the expiry task) a lease that was kept alive meanwhile, or is
+    /// already gone, is left alone.
+    Revoke {
+        id: LeaseId,
+        only_if_expired: bool,
+    },
+}
+
+impl Request {
+    /// Roughly the bytes this request writes; bounds the batch size.
+    fn size(&self) -> usize {
+        const OVERHEAD: usize = 64;
+        let op_size = |op: &Op| match op {
+            Op::Put { key, value, .. } => key.len() + value.len(),
+            Op::Delete { key } | Op::Get { key } => key.len(),
+            Op::DeletePrefix { prefix } => prefix.len(),
+        };
+        OVERHEAD
+            + match self {
+                Request::Put { key, value, .. } => key.len() + value.len(),
+                Request::Delete { key } => key.len(),
+                Request::DeletePrefix { prefix } => prefix.len(),
+                Request::Txn(txn) => {
+                    let compares: usize = txn
+                        .compares
+                        .iter()
+                        .map(|c| match &c.target {
+                            CompareTarget::Value(v) => c.key.len() + v.len(),
+                            _ => c.key.len(),
+                        })
+                        .sum();
+                    let ops: usize = txn.success.iter().chain(&txn.failure).map(op_size).sum();
+                    compares + ops
+                }
+                Request::Grant { .. } | Request::Revoke { .. } => 0,
+            }
+    }
+}
+
+/// The answer to a [`Request`], by kind.
+#[derive(Debug)]
+enum Reply {
+    /// Put: the new store revision.
+    Revision(Revision),
+    /// Delete, delete_prefix: how many keys were deleted.
+    Deleted(u64),
+    Txn(TxnResponse),
+    /// Grant: the new lease.
+    Lease(LeaseId),
+    /// Revoke: whether the lease is gone (false: the expiry task found it kept alive).
+    Revoked {
+        gone: bool,
+    },
+}
+
+/// Why a batch's redb transaction did not commit.
+enum BatchError {
+    /// A request failed after it had written: its effects cannot be undone alone.
+    Poisoned(StoreError),
+    /// The transaction could not begin or commit, or the store is closed; every request of the
+    /// batch gets this error.
+    Failed(StoreError),
+}
+
+/// Runs the committer loop on the blocking pool (see the module docs). Holds the store only
+/// while committing a batch, so a store whose last handle is dropped is not kept alive by it.
+struct Committer {
+    store: Weak<EmbeddedStore>,
+    /// Set once the loop left normally; otherwise (panic, or the runtime dropped the task before
+    /// it ran) `drop` fails the queued requests and lets the next request start a committer,
+    /// so no request waits forever.
+    finished: bool,
+}
+
+impl Committer {
+    fn run(mut self) {
+        loop {
+            let Some(store) = self.store.upgrade() else {
+                // The store is gone, and with it the queue.
+                self.finished = true;
+                return;
+            };
+            let batch = {
+                let mut queue = lock(&store.queue);
+                if queue.pending.is_empty() {
+                    queue.committing = false;
+                    self.finished = true;
+                    return;
+                }
+                queue.take_batch()
+            };
+            let answers = store.commit_batch(batch);
+            // Let go of the store before answering, so a caller dropping its last handle right
+            // after its reply really releases the database.
+            drop(store);
+            for (reply, answer) in answers {
+                // The caller may have given up waiting; the write stands regardless.
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let Some(store) = self.store.upgrade() else {
+            return;
+        };
+        let orphans = {
+            let mut queue = lock(&store.queue);
+            queue.committing = false;
+            std::mem::take(&mut queue.pending)
+        };
+        for pending in orphans {
+            let _ = pending
+                .reply
+                .send(Err(backend("the store's committer stopped unexpectedly")));
+        }
+    }
 }
 
 impl EmbeddedStore {
@@ -210,7 +455,9 @@ impl EmbeddedStore {
         let store = Arc::new_cyclic(|me| EmbeddedStore {
             me: me.clone(),
             db: RwLock::new(Some(db)),
+            queue: Mutex::new(Queue::default()),
             writer: Mutex::new(()),
+            stats: Mutex::new(WriteStats::default()),
             shared: Mutex::new(Shared {
                 revision,
                 history: VecDeque::new(),
@@ -249,6 +496,11 @@ impl EmbeddedStore {
         self.shutdown.notify_one();
     }
 
+    /// Counters of the write path since the store was opened.
+    pub fn write_stats(&self) -> WriteStats {
+        *lock(&self.stats)
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::SeqCst) {
             Err(StoreError::Closed)
@@ -277,28 +529,125 @@ impl EmbeddedStore {
         f(&txn)
     }
 
-    /// Runs `f` in one redb write transaction and publishes its changes. Returns `f`'s output
-    /// and the store revision after the transaction. When `f` fails nothing is applied.
-    fn write<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<(R, Revision)> {
+    /// Queues a write and returns where its answer will arrive; starts the committer unless
+    /// one is running.
+    fn enqueue(&self, request: Request) -> Result<oneshot::Receiver<Result<Reply>>> {
+        self.check_open()?;
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut queue = lock(&self.queue);
+            queue.pending.push_back(Pending { request, reply });
+            !std::mem::replace(&mut queue.committing, true)
+        };
+        if start {
+            let committer = Committer {
+                store: self.me.clone(),
+                finished: false,
+            };
+            // Detached: the committer answers through the oneshots.
+            drop(tokio::task::spawn_blocking(move || committer.run()));
+        }
+        Ok(answer)
+    }
+
+    /// Queues a write and waits until it is durable (or failed).
+    async fn submit(&self, request: Request) -> Result<Reply> {
+        let answer = self.enqueue(request)?;
+        answer_of(answer).await
+    }
+
+    /// Commits one batch and returns each request's answer, in batch order. See the module docs
+    /// for how failures are kept apart.
+    fn commit_batch(
+        &self,
+        batch: Vec<Pending>,
+    ) -> Vec<(oneshot::Sender<Result<Reply>>, Result<Reply>)> {
+        let (requests, replies): (Vec<Request>, Vec<_>) =
+            batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+        {
+            let mut stats = lock(&self.stats);
+            let size = requests.len() as u64;
+            stats.requests += size;
+            stats.batches += 1;
+            stats.largest_batch = stats.largest_batch.max(size);
+        }
         let _writer = lock(&self.writer);
+        let answers = match self.apply_batch(&requests) {
+            Ok(answers) => answers,
+            Err(BatchError::Poisoned(e)) if requests.len() == 1 => vec![Err(e)],
+            Err(BatchError::Poisoned(e)) => {
+                tracing::warn!(
+                    error = %e,
+                    requests = requests.len(),
+                    "a write failed half-applied; committing its batch one request at a time"
+                );
+                requests
+                    .iter()
+                    .map(
+                        |request| match self.apply_batch(std::slice::from_ref(request)) {
+                            Ok(mut answers) => answers
+                                .pop()
+                                .unwrap_or_else(|| Err(backend("a request got no answer"))),
+                            Err(BatchError::Poisoned(e) | BatchError::Failed(e)) => Err(e),
+                        },
+                    )
+                    .collect()
+            }
+            Err(BatchError::Failed(e)) => requests.iter().map(|_| Err(duplicate(&e))).collect(),
+        };
+        replies.into_iter().zip(answers).collect()
+    }
+
+    /// Applies `requests` in order, each as its own logical transaction, in one redb write
+    /// transaction; commits it durably (if anything changed), publishes the watch events in
+    /// revision order and updates the lease timers. Returns each request's answer.
+    fn apply_batch(&self, requests: &[Request]) -> Result<Vec<Result<Reply>>, BatchError> {
         let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
-        let db = guard.as_ref().ok_or(StoreError::Closed)?;
-        let txn = db.begin_write().be()?;
-        let (out, events, revision, dirty) = {
-            let mut tx = Tx::open(&txn)?;
-            let out = f(&mut tx)?;
-            let revision = tx.finish()?;
-            (out, std::mem::take(&mut tx.events), revision, tx.dirty)
+        let db = guard
+            .as_ref()
+            .ok_or(BatchError::Failed(StoreError::Closed))?;
+        let txn = db.begin_write().be().map_err(BatchError::Failed)?;
+        let (answers, events, revision, dirty) = {
+            let mut tx = Tx::open(&txn).map_err(BatchError::Failed)?;
+            let mut answers = Vec::with_capacity(requests.len());
+            for request in requests {
+                let writes = tx.writes;
+                match tx.apply_request(request, &self.timers) {
+                    // Dropping `txn` on return aborts it.
+                    Err(e) if tx.writes != writes => return Err(BatchError::Poisoned(e)),
+                    answer => answers.push(answer),
+                }
+            }
+            let revision = tx.finish().map_err(BatchError::Failed)?;
+            (answers, std::mem::take(&mut tx.events), revision, tx.dirty)
         };
         if dirty {
-            txn.commit().be()?;
+            txn.commit().be().map_err(BatchError::Failed)?;
         } else {
-            txn.abort().be()?;
+            txn.abort().be().map_err(BatchError::Failed)?;
         }
         if !events.is_empty() {
             self.publish(revision, events);
         }
-        Ok((out, revision))
+        for (request, answer) in requests.iter().zip(&answers) {
+            match (request, answer) {
+                (Request::Grant { ttl_ms }, Ok(Reply::Lease(id))) => {
+                    let ttl = Duration::from_millis(ttl_ms.unsigned_abs());
+                    lock(&self.timers).insert(
+                        *id,
+                        LeaseTimer {
+                            ttl,
+                            deadline: Instant::now() + ttl,
+                        },
+                    );
+                }
+                (Request::Revoke { id, .. }, Ok(Reply::Revoked { gone: true })) => {
+                    lock(&self.timers).remove(id);
+                }
+                _ => {}
+            }
+        }
+        Ok(answers)
     }
 
     fn publish(&self, revision: Revision, events: Vec<WatchEvent>) {
@@ -372,95 +721,6 @@ impl EmbeddedStore {
                 revision,
             })
         })
-    }
-
-    fn txn_blocking(&self, txn: Txn) -> Result<TxnResponse> {
-        let ((succeeded, results), revision) = self.write(|tx| {
-            let mut succeeded = true;
-            for compare in &txn.compares {
-                if !compare_holds(tx.get(&compare.key)?.as_ref(), compare) {
-                    succeeded = false;
-                    break;
-                }
-            }
-            let ops = if succeeded { txn.success } else { txn.failure };
-            let results = ops
-                .into_iter()
-                .map(|op| tx.apply(op))
-                .collect::<Result<Vec<_>>>()?;
-            Ok((succeeded, results))
-        })?;
-        Ok(TxnResponse {
-            succeeded,
-            revision,
-            results,
-        })
-    }
-
-    fn grant_blocking(&self, ttl: Duration) -> Result<LeaseId> {
-        let ttl_ms = i64::try_from(ttl.as_millis())
-            .ok()
-            .filter(|ms| *ms > 0)
-            .ok_or_else(|| StoreError::InvalidRequest(format!("invalid lease TTL {ttl:?}")))?;
-        let (id, _) = self.write(|tx| {
-            let id = tx.meta.get(META_NEXT_LEASE).be()?.map_or(1, |g| g.value());
-            tx.meta.insert(META_NEXT_LEASE, id + 1).be()?;
-            tx.leases.insert(id, ttl_ms).be()?;
-            tx.dirty = true;
-            Ok(id)
-        })?;
-        let ttl = Duration::from_millis(ttl_ms.unsigned_abs());
-        lock(&self.timers).insert(
-            id,
-            LeaseTimer {
-                ttl,
-                deadline: Instant::now() + ttl,
-            },
-        );
-        Ok(id)
-    }
-
-    /// Revokes a lease and deletes its keys in one revision. With `only_if_expired` (the expiry
-    /// task) a lease that was kept alive meanwhile, or is already gone, is left alone.
-    fn revoke_blocking(&self, id: LeaseId, only_if_expired: bool) -> Result<()> {
-        // The closure answers whether the lease is gone, i.e. whether to forget its timer.
-        let (gone, _) = self.write(|tx| {
-            if only_if_expired
-                && lock(&self.timers)
-                    .get(&id)
-                    .is_some_and(|t| t.deadline > Instant::now())
-            {
-                return Ok(false);
-            }
-            if tx.leases.remove(id).be()?.is_none() {
-                return if only_if_expired {
-                    Ok(true)
-                } else {
-                    Err(StoreError::LeaseNotFound(id))
-                };
-            }
-            tx.dirty = true;
-            let keys = tx
-                .lease_keys
-                .remove_all(id)
-                .be()?
-                .map(|k| k.map(|k| k.value().to_vec()))
-                .collect::<Result<Vec<_>, _>>()
-                .be()?;
-            for key in keys {
-                let key = key_string(&key)?;
-                // The index is kept in step with the records; the check guards against a key
-                // that moved to another lease being deleted with this one.
-                if tx.get(&key)?.is_some_and(|kv| kv.lease == id) {
-                    tx.delete(&key)?;
-                }
-            }
-            Ok(true)
-        })?;
-        if gone {
-            lock(&self.timers).remove(&id);
-        }
-        Ok(())
     }
 
     fn keep_alive_now(&self, id: LeaseId) -> Result<()> {
@@ -544,19 +804,27 @@ async fn expire_leases(store: Weak<EmbeddedStore>, shutdown: Arc<Notify>) {
             if store.closed.load(Ordering::SeqCst) {
                 return;
             }
-            let expired = store.expired_leases(Instant::now());
-            if !expired.is_empty() {
-                let worker = store.clone();
-                let outcome = tokio::task::spawn_blocking(move || {
-                    for id in expired {
-                        if let Err(e) = worker.revoke_blocking(id, true) {
-                            tracing::warn!(lease = id, error = %e, "expiring lease failed");
-                        }
-                    }
+            // Queue every due lease before waiting, so they share one commit.
+            let answers: Vec<_> = store
+                .expired_leases(Instant::now())
+                .into_iter()
+                .map(|id| {
+                    let request = Request::Revoke {
+                        id,
+                        only_if_expired: true,
+                    };
+                    (id, store.enqueue(request))
                 })
-                .await;
-                if outcome.is_err() {
-                    return;
+                .collect();
+            for (id, answer) in answers {
+                let outcome = match answer {
+                    Ok(answer) => answer_of(answer).await,
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(_) => {}
+                    Err(StoreError::Closed) => return,
+                    Err(e) => tracing::warn!(lease = id, error = %e, "expiring lease failed"),
                 }
             }
             store.next_expiry_check(Instant::now())
@@ -595,7 +863,7 @@ fn init(db: &Database) -> Result<(Revision, HashMap<LeaseId, i64>)> {
         let mut orphans = Vec::new();
         for entry in tx.kv.iter().be()? {
             let (key, value) = entry.be()?;
-            let lease = decode_lease(value.value())?;
+            let lease = decode_header(value.value())?.lease;
             if lease != 0 && !leases.contains_key(&lease) {
                 orphans.push(key_string(key.value())?);
             }
@@ -613,49 +881,108 @@ fn init(db: &Database) -> Result<(Revision, HashMap<LeaseId, i64>)> {
         for id in stale {
             tx.lease_keys.remove_all(id).be()?;
         }
-        // No watcher can exist yet, so the orphan deletions need no events.
+        // No watcher can exist yet, so the orphan deletions need no events. They form one
+        // revision, like a lease revoke.
         (tx.finish()?, leases)
     };
     txn.commit().be()?;
     Ok((revision, leases))
 }
 
-/// The tables of one write transaction and the changes it made so far.
+/// The tables of one write transaction (a batch of requests) and the changes made so far.
 struct Tx<'t> {
     kv: Table<'t, &'static [u8], &'static [u8]>,
     leases: Table<'t, i64, i64>,
     lease_keys: MultimapTable<'t, i64, &'static [u8]>,
     meta: Table<'t, &'static str, i64>,
-    /// The revision every change of this transaction carries.
+    /// The store revision when the transaction began.
+    base: Revision,
+    /// The revision every change of the current request carries.
     rev: Revision,
+    /// Changes of every request so far, in revision order.
     events: Vec<WatchEvent>,
+    /// `events.len()` when the current request began.
+    request_start: usize,
     /// Something was written (a key, or lease bookkeeping that does not bump the revision).
     dirty: bool,
+    /// Counts write attempts: a request that fails after this moved may have left partial
+    /// changes, so the transaction must be aborted.
+    writes: u64,
 }
 
 impl<'t> Tx<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Self> {
         let meta = txn.open_table(META).be()?;
-        let rev = stored_revision(&meta)? + 1;
+        let base = stored_revision(&meta)?;
         Ok(Tx {
             kv: txn.open_table(KV).be()?,
             leases: txn.open_table(LEASES).be()?,
             lease_keys: txn.open_multimap_table(LEASE_KEYS).be()?,
             meta,
-            rev,
+            base,
+            rev: base + 1,
             events: Vec::new(),
+            request_start: 0,
             dirty: false,
+            writes: 0,
         })
     }
 
-    /// Records the new revision if any key changed; returns the revision after the transaction.
-    fn finish(&mut self) -> Result<Revision> {
-        if self.events.is_empty() {
-            return Ok(self.rev - 1);
+    /// The store revision once the current request is done.
+    fn revision_after(&self) -> Revision {
+        if self.events.len() > self.request_start {
+            self.rev
+        } else {
+            self.rev - 1
         }
-        self.meta.insert(META_REVISION, self.rev).be()?;
-        self.dirty = true;
-        Ok(self.rev)
+    }
+
+    /// Ends the current request: if it changed a key, it keeps its revision and the next
+    /// request gets the next one.
+    fn end_request(&mut self) {
+        if self.events.len() > self.request_start {
+            self.rev += 1;
+            self.request_start = self.events.len();
+        }
+    }
+
+    /// Records the revision reached if any key changed; returns the store revision after the
+    /// transaction.
+    fn finish(&mut self) -> Result<Revision> {
+        self.end_request();
+        let revision = self.rev - 1;
+        if revision != self.base {
+            self.meta.insert(META_REVISION, revision).be()?;
+            self.dirty = true;
+        }
+        Ok(revision)
+    }
+
+    /// Applies one request as its own logical transaction. Every request validates before it
+    /// writes, so an error leaves no trace unless `writes` moved (an I/O error mid-write).
+    fn apply_request(
+        &mut self,
+        request: &Request,
+        timers: &Mutex<HashMap<LeaseId, LeaseTimer>>,
+    ) -> Result<Reply> {
+        let reply = match request {
+            Request::Put { key, value, lease } => {
+                self.put(key, value, *lease)?;
+                Reply::Revision(self.revision_after())
+            }
+            Request::Delete { key } => Reply::Deleted(u64::from(self.delete(key)?)),
+            Request::DeletePrefix { prefix } => Reply::Deleted(self.delete_prefix(prefix)?),
+            Request::Txn(txn) => Reply::Txn(self.txn(txn)?),
+            Request::Grant { ttl_ms } => Reply::Lease(self.grant(*ttl_ms)?),
+            Request::Revoke {
+                id,
+                only_if_expired,
+            } => Reply::Revoked {
+                gone: self.revoke(*id, *only_if_expired, timers)?,
+            },
+        };
+        self.end_request();
+        Ok(reply)
     }
 
     fn get(&self, key: &str) -> Result<Option<KeyValue>> {
@@ -663,26 +990,38 @@ impl<'t> Tx<'t> {
         found.map(|v| decode(key.to_owned(), v.value())).transpose()
     }
 
-    fn put(&mut self, key: &str, value: Vec<u8>, lease: LeaseId) -> Result<Option<KeyValue>> {
+    /// Everything that can make a put fail, checked before anything is written.
+    fn check_put(&self, key: &str, lease: LeaseId) -> Result<()> {
         if key.is_empty() {
             return Err(StoreError::InvalidRequest("empty key".into()));
         }
         if lease != 0 && self.leases.get(lease).be()?.is_none() {
             return Err(StoreError::LeaseNotFound(lease));
         }
-        let prev = self.get(key)?;
+        Ok(())
+    }
+
+    fn put(&mut self, key: &str, value: &[u8], lease: LeaseId) -> Result<()> {
+        self.check_put(key, lease)?;
+        let prev = self
+            .kv
+            .get(key.as_bytes())
+            .be()?
+            .map(|v| decode_header(v.value()))
+            .transpose()?;
         let kv = KeyValue {
             key: key.to_owned(),
-            value,
-            create_revision: prev.as_ref().map_or(self.rev, |p| p.create_revision),
+            value: value.to_vec(),
+            create_revision: prev.map_or(self.rev, |p| p.create_revision),
             mod_revision: self.rev,
-            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            version: prev.map_or(1, |p| p.version + 1),
             lease,
         };
+        self.writes += 1;
         self.kv
             .insert(key.as_bytes(), encode(&kv).as_slice())
             .be()?;
-        if let Some(prev) = &prev
+        if let Some(prev) = prev
             && prev.lease != 0
             && prev.lease != lease
         {
@@ -693,20 +1032,21 @@ impl<'t> Tx<'t> {
         }
         self.events.push(WatchEvent::Put(kv));
         self.dirty = true;
-        Ok(prev)
+        Ok(())
     }
 
     fn delete(&mut self, key: &str) -> Result<bool> {
+        self.writes += 1;
         let removed = self
             .kv
             .remove(key.as_bytes())
             .be()?
-            .map(|v| decode_lease(v.value()));
-        let Some(lease) = removed.transpose()? else {
+            .map(|v| decode_header(v.value()));
+        let Some(header) = removed.transpose()? else {
             return Ok(false);
         };
-        if lease != 0 {
-            self.lease_keys.remove(lease, key.as_bytes()).be()?;
+        if header.lease != 0 {
+            self.lease_keys.remove(header.lease, key.as_bytes()).be()?;
         }
         // Like etcd: a delete event carries only the key and the deleting revision.
         self.events.push(WatchEvent::Delete(KeyValue {
@@ -737,21 +1077,115 @@ impl<'t> Tx<'t> {
         Ok(doomed.len() as u64)
     }
 
-    fn apply(&mut self, op: Op) -> Result<OpResult> {
+    /// A compare-and-swap transaction. Every op of the chosen branch is validated before the
+    /// first one is applied, so a failing transaction applies nothing.
+    fn txn(&mut self, txn: &Txn) -> Result<TxnResponse> {
+        let mut succeeded = true;
+        for compare in &txn.compares {
+            if !compare_holds(self.get(&compare.key)?.as_ref(), compare) {
+                succeeded = false;
+                break;
+            }
+        }
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
+        for op in ops {
+            if let Op::Put { key, lease, .. } = op {
+                self.check_put(key, *lease)?;
+            }
+        }
+        let results = ops
+            .iter()
+            .map(|op| self.apply_op(op))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TxnResponse {
+            succeeded,
+            revision: self.revision_after(),
+            results,
+        })
+    }
+
+    fn apply_op(&mut self, op: &Op) -> Result<OpResult> {
         Ok(match op {
-            Op::Put { key, value, lease } => OpResult::Put {
-                prev: self.put(&key, value, lease)?,
-            },
+            Op::Put { key, value, lease } => {
+                let prev = self.get(key)?;
+                self.put(key, value, *lease)?;
+                OpResult::Put { prev }
+            }
             Op::Delete { key } => OpResult::Delete {
-                deleted: u64::from(self.delete(&key)?),
+                deleted: u64::from(self.delete(key)?),
             },
             Op::DeletePrefix { prefix } => OpResult::Delete {
-                deleted: self.delete_prefix(&prefix)?,
+                deleted: self.delete_prefix(prefix)?,
             },
-            Op::Get { key } => OpResult::Get {
-                kv: self.get(&key)?,
-            },
+            Op::Get { key } => OpResult::Get { kv: self.get(key)? },
         })
+    }
+
+    fn grant(&mut self, ttl_ms: i64) -> Result<LeaseId> {
+        let id = self
+            .meta
+            .get(META_NEXT_LEASE)
+            .be()?
+            .map_or(1, |g| g.value());
+        self.writes += 1;
+        self.meta.insert(META_NEXT_LEASE, id + 1).be()?;
+        self.leases.insert(id, ttl_ms).be()?;
+        self.dirty = true;
+        Ok(id)
+    }
+
+    /// Revokes a lease and deletes its keys in one revision. Answers whether the lease is gone,
+    /// i.e. whether to forget its timer (false: the expiry task found it kept alive).
+    fn revoke(
+        &mut self,
+        id: LeaseId,
+        only_if_expired: bool,
+        timers: &Mutex<HashMap<LeaseId, LeaseTimer>>,
+    ) -> Result<bool> {
+        if only_if_expired
+            && lock(timers)
+                .get(&id)
+                .is_some_and(|t| t.deadline > Instant::now())
+        {
+            return Ok(false);
+        }
+        if self.leases.get(id).be()?.is_none() {
+            return if only_if_expired {
+                Ok(true)
+            } else {
+                Err(StoreError::LeaseNotFound(id))
+            };
+        }
+        self.writes += 1;
+        self.dirty = true;
+        self.leases.remove(id).be()?;
+        let keys = self
+            .lease_keys
+            .remove_all(id)
+            .be()?
+            .map(|k| k.map(|k| k.value().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .be()?;
+        for key in keys {
+            let key = key_string(&key)?;
+            // The index is kept in step with the records; the check guards against a key that
+            // moved to another lease being deleted with this one.
+            if self
+                .kv
+                .get(key.as_bytes())
+                .be()?
+                .map(|v| decode_header(v.value()))
+                .transpose()?
+                .is_some_and(|h| h.lease == id)
+            {
+                self.delete(&key)?;
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -788,29 +1222,43 @@ fn encode(kv: &KeyValue) -> Vec<u8> {
     out
 }
 
-fn header_field(bytes: &[u8], index: usize) -> Result<i64> {
+/// The fixed fields of a record, without its value.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    create_revision: Revision,
+    mod_revision: Revision,
+    version: i64,
+    lease: LeaseId,
+}
+
+fn decode_header(bytes: &[u8]) -> Result<Header> {
     if bytes.len() < HEADER_LEN || bytes[0] != RECORD_FORMAT {
         return Err(backend("corrupt record in the kv table"));
     }
-    let start = 1 + index * 8;
-    let mut field = [0u8; 8];
-    field.copy_from_slice(&bytes[start..start + 8]);
-    Ok(i64::from_be_bytes(field))
-}
-
-fn decode(key: String, bytes: &[u8]) -> Result<KeyValue> {
-    Ok(KeyValue {
-        key,
-        create_revision: header_field(bytes, 0)?,
-        mod_revision: header_field(bytes, 1)?,
-        version: header_field(bytes, 2)?,
-        lease: header_field(bytes, 3)?,
-        value: bytes[HEADER_LEN..].to_vec(),
+    let field = |index: usize| {
+        let start = 1 + index * 8;
+        let mut field = [0u8; 8];
+        field.copy_from_slice(&bytes[start..start + 8]);
+        i64::from_be_bytes(field)
+    };
+    Ok(Header {
+        create_revision: field(0),
+        mod_revision: field(1),
+        version: field(2),
+        lease: field(3),
     })
 }
 
-fn decode_lease(bytes: &[u8]) -> Result<LeaseId> {
-    header_field(bytes, 3)
+fn decode(key: String, bytes: &[u8]) -> Result<KeyValue> {
+    let header = decode_header(bytes)?;
+    Ok(KeyValue {
+        key,
+        create_revision: header.create_revision,
+        mod_revision: header.mod_revision,
+        version: header.version,
+        lease: header.lease,
+        value: bytes[HEADER_LEN..].to_vec(),
+    })
 }
 
 fn key_string(bytes: &[u8]) -> Result<String> {
@@ -819,6 +1267,32 @@ fn key_string(bytes: &[u8]) -> Result<String> {
 
 fn backend(message: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(message.to_string())
+}
+
+/// The same error for another waiter (`StoreError` is not `Clone`).
+fn duplicate(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::LeaseNotFound(id) => StoreError::LeaseNotFound(*id),
+        StoreError::Compacted { requested, oldest } => StoreError::Compacted {
+            requested: *requested,
+            oldest: *oldest,
+        },
+        StoreError::WatcherLagged(n) => StoreError::WatcherLagged(*n),
+        StoreError::InvalidRequest(m) => StoreError::InvalidRequest(m.clone()),
+        StoreError::Backend(m) => StoreError::Backend(m.clone()),
+        StoreError::Closed => StoreError::Closed,
+    }
+}
+
+/// Waits for the committer's answer to one request.
+async fn answer_of(answer: oneshot::Receiver<Result<Reply>>) -> Result<Reply> {
+    answer
+        .await
+        .map_err(|_| backend("the store's committer dropped a request"))?
+}
+
+fn unexpected(reply: Reply) -> StoreError {
+    backend(format!("internal error: unexpected reply {reply:?}"))
 }
 
 /// Maps redb's many error types to `StoreError::Backend` without making them part of our API.
@@ -851,24 +1325,33 @@ impl Store for EmbeddedStore {
 
     async fn put(&self, key: &str, value: Vec<u8>, lease: LeaseId) -> Result<Revision> {
         let key = key.to_owned();
-        self.blocking(move |s| Ok(s.write(|tx| tx.put(&key, value, lease))?.1))
-            .await
+        match self.submit(Request::Put { key, value, lease }).await? {
+            Reply::Revision(revision) => Ok(revision),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<u64> {
         let key = key.to_owned();
-        self.blocking(move |s| Ok(u64::from(s.write(|tx| tx.delete(&key))?.0)))
-            .await
+        match self.submit(Request::Delete { key }).await? {
+            Reply::Deleted(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let prefix = prefix.to_owned();
-        self.blocking(move |s| Ok(s.write(|tx| tx.delete_prefix(&prefix))?.0))
-            .await
+        match self.submit(Request::DeletePrefix { prefix }).await? {
+            Reply::Deleted(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        self.blocking(move |s| s.txn_blocking(txn)).await
+        match self.submit(Request::Txn(txn)).await? {
+            Reply::Txn(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn watch(&self, prefix: &str, after_revision: Revision) -> Result<Watch> {
@@ -876,7 +1359,14 @@ impl Store for EmbeddedStore {
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
-        self.blocking(move |s| s.grant_blocking(ttl)).await
+        let ttl_ms = i64::try_from(ttl.as_millis())
+            .ok()
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| StoreError::InvalidRequest(format!("invalid lease TTL {ttl:?}")))?;
+        match self.submit(Request::Grant { ttl_ms }).await? {
+            Reply::Lease(id) => Ok(id),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<()> {
@@ -884,8 +1374,14 @@ impl Store for EmbeddedStore {
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.blocking(move |s| s.revoke_blocking(lease, false))
-            .await
+        let request = Request::Revoke {
+            id: lease,
+            only_if_expired: false,
+        };
+        match self.submit(request).await? {
+            Reply::Revoked { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn revision(&self) -> Result<Revision> {
