@@ -435,3 +435,97 @@ async fn adhoc_execution_goes_to_the_override_subscriptions_with_hooks() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_requests_run_once_per_matching_entity_with_its_tokens() {
+    let tb = start().await;
+    for (name, kind) in [
+        ("router-1", "router"),
+        ("router-2", "router"),
+        ("switch-1", "switch"),
+    ] {
+        let entity = json!({
+            "entity_class": "proxy",
+            "metadata": {"name": name, "namespace": "default", "labels": {"device_type": kind}},
+        });
+        let (status, text) = api(
+            "POST",
+            format!("{}/namespaces/default/entities", tb.api),
+            Some(entity),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let mut poller = agent(&tb, "poller-1", "pollers").await;
+
+    // Invalid JavaScript is refused when the check is saved, naming the expression.
+    let bad = check(
+        "bad-proxy",
+        &["pollers"],
+        json!({"proxy_requests": {"entity_attributes": ["entity.labels.(("]}}),
+    );
+    let (status, text) = api(
+        "POST",
+        format!("{}/namespaces/default/checks", tb.api),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("proxy_requests.entity_attributes[0]"),
+        "{text}"
+    );
+
+    create_check(
+        &tb,
+        check(
+            "ping-routers",
+            &["pollers"],
+            json!({
+                "command": "check-ping -H {{ .name }} -t {{ .labels.timeout | default \"5\" }}",
+                "proxy_requests": {"entity_attributes": [
+                    "entity.entity_class == 'proxy'",
+                    "entity.labels.device_type == 'router'",
+                ]},
+            }),
+        ),
+    )
+    .await;
+    let got = poller.expect("ping-routers", 4).await;
+    let mut targets: Vec<(String, String)> = got
+        .iter()
+        .map(|r| {
+            let c = r.config.as_ref().unwrap();
+            (c.proxy_entity_name.clone(), c.command.clone())
+        })
+        .collect();
+    targets.sort();
+    targets.dedup();
+    assert_eq!(
+        targets,
+        [
+            (
+                "router-1".to_string(),
+                "check-ping -H router-1 -t 5".to_string()
+            ),
+            (
+                "router-2".to_string(),
+                "check-ping -H router-2 -t 5".to_string()
+            ),
+        ],
+        "each matching entity, never the switch, with tokens substituted per entity"
+    );
+
+    // An empty attribute list matches nothing, as in Sensu.
+    create_check(
+        &tb,
+        check(
+            "match-nothing",
+            &["pollers"],
+            json!({"proxy_requests": {"entity_attributes": []}}),
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(poller.drain("match-nothing").is_empty());
+}

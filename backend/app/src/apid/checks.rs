@@ -36,6 +36,24 @@ impl NamespacedResource for CheckConfig {
         if !self.cron.is_empty() {
             CronSchedule::parse(&self.cron).map_err(|e| ValidationError::new("cron", e.0))?;
         }
+        // Entity attributes are JavaScript evaluated at every execution: refuse what does
+        // not compile now rather than skip the check silently later.
+        if let Some(pr) = &self.proxy_requests {
+            for (i, expr) in pr
+                .entity_attributes
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                jsexpr::check_syntax(expr).map_err(|e| {
+                    ValidationError::new(
+                        format!("proxy_requests.entity_attributes[{i}]"),
+                        e.to_string(),
+                    )
+                })?;
+            }
+        }
         Ok(())
     }
 }
