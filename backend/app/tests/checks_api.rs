@@ -1,122 +1,15 @@
 //! The checks and hooks REST API (sensu-compat 6.2), in-process on an in-memory store: CRUD,
 //! merge-patch with preconditions, pagination, namespaces, validation errors, check_hooks.
 
-use std::sync::Arc;
+mod common;
 
-use backend_app::init;
-use backend_app::repo::Repo;
-use backend_app::{Backend, BackendConfig};
-use backend_store::{EmbeddedStore, Store};
-use base64::Engine;
+use common::{ADMIN, Reply, start};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-const ADMIN: (&str, &str) = ("admin", "s3cret-admin");
-
-struct TestBackend {
-    api: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for TestBackend {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start() -> TestBackend {
-    let store: Arc<dyn Store> = EmbeddedStore::in_memory().expect("in-memory store");
-    init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1)
-        .await
-        .expect("init");
-    let backend = Backend::new(BackendConfig::loopback(), store)
-        .await
-        .expect("bind");
-    let tb = TestBackend {
-        api: format!("http://{}/api/core/v2", backend.api_addr()),
-        shutdown: CancellationToken::new(),
-    };
-    tokio::spawn(backend.run(tb.shutdown.clone()));
-    tb
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    /// A Sensu error body with this code whose message mentions `says`.
-    fn assert_error(&self, status: u16, code: u64, says: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        let body = self.json();
-        assert_eq!(body["code"], code, "{}", self.body);
-        let message = body["message"].as_str().unwrap_or_default();
-        assert!(
-            message.contains(says),
-            "{message:?} should mention {says:?}"
-        );
-    }
-}
 
 /// One API call as admin, with extra headers (the content type defaults to JSON).
 async fn call(method: &str, url: String, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
-    let method = method.to_string();
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut b = ureq::http::Request::builder()
-            .method(method.as_str())
-            .uri(&url)
-            .header(
-                "Authorization",
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD
-                        .encode(format!("{}:{}", ADMIN.0, ADMIN.1))
-                ),
-            );
-        if !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        {
-            b = b.header("Content-Type", "application/json");
-        }
-        for (k, v) in &headers {
-            b = b.header(k.as_str(), v.as_str());
-        }
-        let req = b
-            .body(body.map(|v| v.to_string()).unwrap_or_default())
-            .unwrap();
-        let mut resp = agent.run(req).expect("HTTP request");
-        Reply {
-            status: resp.status().as_u16(),
-            headers: resp
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-                .collect(),
-            body: resp.body_mut().read_to_string().unwrap_or_default(),
-        }
-    })
-    .await
-    .unwrap()
+    let body = body.map(|v| v.to_string());
+    common::request(method, &url, Some(ADMIN), body.as_deref(), headers).await
 }
 
 fn check(ns: &str, name: &str) -> Value {
@@ -140,7 +33,7 @@ fn with(mut base: Value, changes: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_lifecycle_create_get_replace_patch_delete() {
     let tb = start().await;
-    let coll = format!("{}/namespaces/default/checks", tb.api);
+    let coll = format!("{}/namespaces/default/checks", tb.v2);
     let one = format!("{coll}/cpu");
 
     let r = call("POST", coll.clone(), Some(check("default", "cpu")), &[]).await;
@@ -263,7 +156,7 @@ async fn lists_paginate_and_span_namespaces() {
     let tb = start().await;
     let r = call(
         "POST",
-        format!("{}/namespaces", tb.api),
+        format!("{}/namespaces", tb.v2),
         Some(json!({"name": "prod"})),
         &[],
     )
@@ -272,7 +165,7 @@ async fn lists_paginate_and_span_namespaces() {
     for i in 0..5 {
         let r = call(
             "POST",
-            format!("{}/namespaces/default/checks", tb.api),
+            format!("{}/namespaces/default/checks", tb.v2),
             Some(check("default", &format!("c{i}"))),
             &[],
         )
@@ -282,7 +175,7 @@ async fn lists_paginate_and_span_namespaces() {
     for name in ["p0", "p1"] {
         let r = call(
             "PUT",
-            format!("{}/namespaces/prod/checks/{name}", tb.api),
+            format!("{}/namespaces/prod/checks/{name}", tb.v2),
             Some(check("prod", name)),
             &[],
         )
@@ -291,7 +184,7 @@ async fn lists_paginate_and_span_namespaces() {
     }
 
     let mut names = Vec::new();
-    let mut url = format!("{}/namespaces/default/checks?limit=2", tb.api);
+    let mut url = format!("{}/namespaces/default/checks?limit=2", tb.v2);
     let mut pages = 0;
     loop {
         let r = call("GET", url.clone(), None, &[]).await;
@@ -310,7 +203,7 @@ async fn lists_paginate_and_span_namespaces() {
             Some(token) => {
                 url = format!(
                     "{}/namespaces/default/checks?limit=2&continue={token}",
-                    tb.api
+                    tb.v2
                 )
             }
             None => break,
@@ -319,7 +212,7 @@ async fn lists_paginate_and_span_namespaces() {
     assert_eq!(names, ["c0", "c1", "c2", "c3", "c4"]);
     assert_eq!(pages, 3);
 
-    let all = call("GET", format!("{}/checks", tb.api), None, &[]).await;
+    let all = call("GET", format!("{}/checks", tb.v2), None, &[]).await;
     assert_eq!(all.status, 200);
     let namespaces: Vec<String> = all
         .json()
@@ -333,7 +226,7 @@ async fn lists_paginate_and_span_namespaces() {
 
     call(
         "GET",
-        format!("{}/namespaces/nowhere/checks", tb.api),
+        format!("{}/namespaces/nowhere/checks", tb.v2),
         None,
         &[],
     )
@@ -341,7 +234,7 @@ async fn lists_paginate_and_span_namespaces() {
     .assert_error(404, 2, "nowhere");
     call(
         "POST",
-        format!("{}/namespaces/nowhere/checks", tb.api),
+        format!("{}/namespaces/nowhere/checks", tb.v2),
         Some(check("nowhere", "x")),
         &[],
     )
@@ -349,7 +242,7 @@ async fn lists_paginate_and_span_namespaces() {
     .assert_error(404, 2, "nowhere");
     call(
         "PUT",
-        format!("{}/namespaces/nowhere/checks/x", tb.api),
+        format!("{}/namespaces/nowhere/checks/x", tb.v2),
         Some(check("nowhere", "x")),
         &[],
     )
@@ -357,7 +250,7 @@ async fn lists_paginate_and_span_namespaces() {
     .assert_error(404, 2, "nowhere");
     call(
         "GET",
-        format!("{}/namespaces/default/checks?continue=%21%21", tb.api),
+        format!("{}/namespaces/default/checks?continue=%21%21", tb.v2),
         None,
         &[],
     )
@@ -368,7 +261,7 @@ async fn lists_paginate_and_span_namespaces() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_definitions_are_refused_naming_the_field() {
     let tb = start().await;
-    let coll = format!("{}/namespaces/default/checks", tb.api);
+    let coll = format!("{}/namespaces/default/checks", tb.v2);
     for (body, says) in [
         (
             with(check("default", "c"), json!({"cron": "*/5 * * * *"})),
@@ -433,7 +326,7 @@ async fn invalid_definitions_are_refused_naming_the_field() {
     // Hooks validate too: a timeout is required.
     call(
         "POST",
-        format!("{}/namespaces/default/hooks", tb.api),
+        format!("{}/namespaces/default/hooks", tb.v2),
         Some(json!({"metadata": {"name": "h", "namespace": "default"}, "command": "ps"})),
         &[],
     )
@@ -444,7 +337,7 @@ async fn invalid_definitions_are_refused_naming_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_crud_and_editing_a_checks_hooks() {
     let tb = start().await;
-    let hooks = format!("{}/namespaces/default/hooks", tb.api);
+    let hooks = format!("{}/namespaces/default/hooks", tb.v2);
     let hook = json!({"metadata": {"name": "ps", "namespace": "default"}, "command": "ps aux", "timeout": 10});
     let r = call("POST", hooks.clone(), Some(hook.clone()), &[]).await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -465,11 +358,11 @@ async fn hooks_crud_and_editing_a_checks_hooks() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["timeout"], 20);
-    let all = call("GET", format!("{}/hooks", tb.api), None, &[]).await;
+    let all = call("GET", format!("{}/hooks", tb.v2), None, &[]).await;
     assert_eq!(all.json().as_array().unwrap().len(), 1);
 
     // check_hooks editing.
-    let checks = format!("{}/namespaces/default/checks", tb.api);
+    let checks = format!("{}/namespaces/default/checks", tb.v2);
     let r = call("POST", checks.clone(), Some(check("default", "cpu")), &[]).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let r = call(

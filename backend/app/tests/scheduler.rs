@@ -2,88 +2,28 @@
 //! agents over WebSocket as `check_request` frames. The assertions are about who receives
 //! what, never about exact timings: waits are generous for a loaded 2-core machine.
 
+mod common;
+
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use backend_app::bus::CheckBus;
-use backend_app::init;
-use backend_app::repo::Repo;
-use backend_app::{Backend, BackendConfig};
-use backend_store::{EmbeddedStore, Store};
-use base64::Engine;
+use common::{ADMIN, TestBackend, start};
 use futures_util::{SinkExt, StreamExt};
 use proto_spec::v2::CheckRequest;
 use proto_spec::wire::{self, Message};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_util::sync::CancellationToken;
 
-const ADMIN: (&str, &str) = ("admin", "s3cret-admin");
 const AGENT: (&str, &str) = ("agent", "P@ssw0rd!");
 /// Upper bound for anything expected to happen "soon" (a 1 s check firing a few times).
 const PATIENCE: Duration = Duration::from_secs(20);
 
-struct TestBackend {
-    api: String,
-    agent_url: String,
-    bus: Arc<CheckBus>,
-    shutdown: CancellationToken,
-}
-
-impl Drop for TestBackend {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start() -> TestBackend {
-    let store: Arc<dyn Store> = EmbeddedStore::in_memory().expect("in-memory store");
-    init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1)
-        .await
-        .expect("init");
-    let backend = Backend::new(BackendConfig::loopback(), store)
-        .await
-        .expect("bind");
-    let tb = TestBackend {
-        api: format!("http://{}/api/core/v2", backend.api_addr()),
-        agent_url: format!("ws://{}/", backend.agent_addr()),
-        bus: backend.check_bus(),
-        shutdown: CancellationToken::new(),
-    };
-    tokio::spawn(backend.run(tb.shutdown.clone()));
-    tb
-}
-
-fn basic((user, pass): (&str, &str)) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
-
 /// One API call as admin; returns status and body.
 async fn api(method: &str, url: String, body: Option<serde_json::Value>) -> (u16, String) {
-    let method = method.to_string();
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let req = ureq::http::Request::builder()
-            .method(method.as_str())
-            .uri(&url)
-            .header("Authorization", basic(ADMIN))
-            .header("Content-Type", "application/json")
-            .body(body.map(|b| b.to_string()).unwrap_or_default())
-            .unwrap();
-        let mut resp = agent.run(req).expect("HTTP request");
-        let status = resp.status().as_u16();
-        (status, resp.body_mut().read_to_string().unwrap_or_default())
-    })
-    .await
-    .unwrap()
+    let body = body.map(|b| b.to_string());
+    let r = common::http(method, &url, Some(ADMIN), body.as_deref()).await;
+    (r.status, r.body)
 }
 
 fn check(name: &str, subscriptions: &[&str], extra: serde_json::Value) -> serde_json::Value {
@@ -103,7 +43,7 @@ fn check(name: &str, subscriptions: &[&str], extra: serde_json::Value) -> serde_
 async fn create_check(tb: &TestBackend, body: serde_json::Value) {
     let (status, text) = api(
         "POST",
-        format!("{}/namespaces/default/checks", tb.api),
+        format!("{}/namespaces/default/checks", tb.v2),
         Some(body),
     )
     .await;
@@ -129,7 +69,10 @@ async fn agent(tb: &TestBackend, name: &str, subscriptions: &str) -> Agent {
     h.insert(wire::HEADER_NAMESPACE, "default".parse().unwrap());
     h.insert(wire::HEADER_USER, AGENT.0.parse().unwrap());
     h.insert(wire::HEADER_SUBSCRIPTIONS, subscriptions.parse().unwrap());
-    h.insert("Authorization", basic(AGENT).parse().unwrap());
+    h.insert(
+        "Authorization",
+        common::basic(AGENT.0, AGENT.1).parse().unwrap(),
+    );
     let (ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .expect("agent connects");
@@ -262,7 +205,7 @@ async fn unpublished_and_subdued_checks_stay_quiet_and_deleted_checks_stop() {
 
     let (status, text) = api(
         "DELETE",
-        format!("{}/namespaces/default/checks/loud", tb.api),
+        format!("{}/namespaces/default/checks/loud", tb.v2),
         None,
     )
     .await;
@@ -281,7 +224,7 @@ async fn changing_the_interval_restarts_the_schedule() {
     create_check(&tb, check("slow", &["linux"], json!({"interval": 86400}))).await;
     let (status, text) = api(
         "PUT",
-        format!("{}/namespaces/default/checks/slow", tb.api),
+        format!("{}/namespaces/default/checks/slow", tb.v2),
         Some(check("slow", &["linux"], json!({"interval": 1}))),
     )
     .await;
@@ -368,7 +311,7 @@ async fn adhoc_execution_goes_to_the_override_subscriptions_with_hooks() {
     let mut other = agent(&tb, "other-1", "other").await;
     let (status, text) = api(
         "POST",
-        format!("{}/namespaces/default/hooks", tb.api),
+        format!("{}/namespaces/default/hooks", tb.v2),
         Some(json!({
             "metadata": {"name": "ps", "namespace": "default"},
             "command": "ps aux",
@@ -390,7 +333,7 @@ async fn adhoc_execution_goes_to_the_override_subscriptions_with_hooks() {
     let before = backend_app::timefmt::now_unix();
     let (status, text) = api(
         "POST",
-        format!("{}/namespaces/default/checks/manual/execute", tb.api),
+        format!("{}/namespaces/default/checks/manual/execute", tb.v2),
         Some(json!({"check": "manual", "subscriptions": ["other"], "reason": "test", "creator": "admin"})),
     )
     .await;
@@ -417,7 +360,7 @@ async fn adhoc_execution_goes_to_the_override_subscriptions_with_hooks() {
     // Without an override, the check's subscriptions; an unknown check is 404.
     let (status, _) = api(
         "POST",
-        format!("{}/namespaces/default/checks/manual/execute", tb.api),
+        format!("{}/namespaces/default/checks/manual/execute", tb.v2),
         Some(json!({"check": "manual"})),
     )
     .await;
@@ -425,7 +368,7 @@ async fn adhoc_execution_goes_to_the_override_subscriptions_with_hooks() {
     lin.expect("manual", 1).await;
     let (status, text) = api(
         "POST",
-        format!("{}/namespaces/default/checks/nope/execute", tb.api),
+        format!("{}/namespaces/default/checks/nope/execute", tb.v2),
         Some(json!({"check": "nope"})),
     )
     .await;
@@ -450,7 +393,7 @@ async fn proxy_requests_run_once_per_matching_entity_with_its_tokens() {
         });
         let (status, text) = api(
             "POST",
-            format!("{}/namespaces/default/entities", tb.api),
+            format!("{}/namespaces/default/entities", tb.v2),
             Some(entity),
         )
         .await;
@@ -466,7 +409,7 @@ async fn proxy_requests_run_once_per_matching_entity_with_its_tokens() {
     );
     let (status, text) = api(
         "POST",
-        format!("{}/namespaces/default/checks", tb.api),
+        format!("{}/namespaces/default/checks", tb.v2),
         Some(bad),
     )
     .await;

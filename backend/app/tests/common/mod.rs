@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backend_app::bus::CheckBus;
 use backend_app::init;
 use backend_app::repo::Repo;
 use backend_app::{Backend, BackendConfig};
@@ -23,8 +24,12 @@ use tokio_util::sync::CancellationToken;
 pub const ADMIN: (&str, &str) = ("admin", "s3cret-admin");
 
 pub struct TestBackend {
+    /// `http://<api address>`
     pub api: String,
+    /// `http://<api address>/api/core/v2`
+    pub v2: String,
     pub agent_url: String,
+    pub bus: Arc<CheckBus>,
     pub shutdown: CancellationToken,
     pub events: tokio::sync::broadcast::Receiver<Arc<Event>>,
 }
@@ -44,13 +49,17 @@ pub async fn start() -> TestBackend {
         .await
         .expect("bind");
     let api = format!("http://{}", backend.api_addr());
+    let v2 = format!("{api}/api/core/v2");
     let agent_url = format!("ws://{}/", backend.agent_addr());
+    let bus = backend.check_bus();
     let events = backend.subscribe_events();
     let shutdown = CancellationToken::new();
     tokio::spawn(backend.run(shutdown.clone()));
     TestBackend {
         api,
+        v2,
         agent_url,
+        bus,
         shutdown,
         events,
     }
@@ -73,6 +82,18 @@ impl Reply {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
+    /// A Sensu error body with this status and code whose message mentions `says`.
+    pub fn assert_error(&self, status: u16, code: u64, says: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let body = self.json();
+        assert_eq!(body["code"], code, "{}", self.body);
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(says),
+            "{message:?} should mention {says:?}"
+        );
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -87,12 +108,28 @@ pub async fn http(
     auth: Option<(&str, &str)>,
     body: Option<&str>,
 ) -> Reply {
+    request(method, url, auth, body, &[]).await
+}
+
+/// An HTTP request with extra headers (the content type defaults to JSON), made with a
+/// blocking client off the runtime.
+pub async fn request(
+    method: &str,
+    url: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let (method, url, body) = (
         method.to_string(),
         url.to_string(),
         body.map(str::to_string),
     );
     let auth = auth.map(|(u, p)| basic(u, p));
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -104,10 +141,16 @@ pub async fn http(
         if let Some(a) = &auth {
             builder = builder.header("Authorization", a);
         }
-        let req = builder
-            .header("Content-Type", "application/json")
-            .body(body.unwrap_or_default())
-            .unwrap();
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            builder = builder.header("Content-Type", "application/json");
+        }
+        for (k, v) in &headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        let req = builder.body(body.unwrap_or_default()).unwrap();
         let mut resp = agent.run(req).expect("HTTP request");
         let status = resp.status().as_u16();
         let headers = resp
