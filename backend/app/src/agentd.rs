@@ -22,10 +22,11 @@ use proto_spec::v2::entity_config::ENTITY_CONFIG_NOT_FOUND;
 use proto_spec::v2::{EntityConfig, Event};
 use proto_spec::validate::{validate_name, validate_subscription};
 use proto_spec::wire::{self, FrameError, Message};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthError, Authenticator};
-use crate::bus::CheckBus;
+use crate::bus::{BusSubscription, CheckBus};
 use crate::eventd::{Dispatcher, Work};
 use crate::keys;
 use crate::metrics::Metrics;
@@ -46,6 +47,7 @@ pub struct AgentdState {
     pub auth: Arc<Authenticator>,
     pub dispatcher: Dispatcher,
     pub bus: Arc<CheckBus>,
+    pub sessions: Arc<SessionRegistry>,
     pub metrics: Arc<Metrics>,
     pub backend_id: String,
     pub shutdown: CancellationToken,
@@ -214,15 +216,8 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
             return format!("store error: {e}");
         }
     };
-    // Check requests follow the stored configuration's subscriptions when there is one (the
-    // backend is the source of truth), else what the agent announced; `entity:<name>` always.
-    let mut topics = if config.metadata.name == ENTITY_CONFIG_NOT_FOUND {
-        peer.subscriptions.clone()
-    } else {
-        config.subscriptions.clone().unwrap_or_default()
-    };
-    topics.push(format!("entity:{}", peer.agent));
-    let mut check_requests = state.bus.subscribe(&peer.namespace, &topics);
+    let mut check_requests = subscribe(state, peer, &config);
+    let (_registration, mut config_updates) = state.sessions.register(&peer.namespace, &peer.agent);
     let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
     if send(state, socket, WsMessage::Binary(frame.into()))
         .await
@@ -235,6 +230,16 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
             _ = state.shutdown.cancelled() => {
                 close(socket, wire::CLOSE_NORMAL_GOING_AWAY, "backend shutting down").await;
                 return "backend shutdown".into();
+            }
+            Some(config) = config_updates.recv() => {
+                // An operator (or the agent's own registration) changed the entity: follow
+                // its subscriptions from now on and tell the agent.
+                check_requests = subscribe(state, peer, &config);
+                let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
+                if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
+                    return "could not send an entity_config update".into();
+                }
+                continue;
             }
             Some(request) = check_requests.requests.recv() => {
                 let frame = wire::encode(&Message::CheckRequest(Box::new((*request).clone())));
@@ -368,4 +373,135 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
         socket.send(WsMessage::Close(Some(frame))),
     )
     .await;
+}
+
+/// Put the session on the bus: the stored configuration's subscriptions when there is one
+/// (the backend is the source of truth), else what the agent announced; `entity:<name>`
+/// always.
+fn subscribe(state: &AgentdState, peer: &Peer, config: &EntityConfig) -> BusSubscription {
+    let mut topics = if config.metadata.name == ENTITY_CONFIG_NOT_FOUND {
+        peer.subscriptions.clone()
+    } else {
+        config.subscriptions.clone().unwrap_or_default()
+    };
+    topics.push(format!("entity:{}", peer.agent));
+    state.bus.subscribe(&peer.namespace, &topics)
+}
+
+/// The agent sessions open on this backend, by entity, so that a changed entity
+/// configuration reaches its agent's session.
+#[derive(Default)]
+pub struct SessionRegistry {
+    /// Never held across an await.
+    inner: std::sync::Mutex<SessionMap>,
+}
+
+type SessionMap = std::collections::HashMap<(String, String), (u64, mpsc::Sender<EntityConfig>)>;
+
+static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Removes a session from the registry when dropped (unless a newer session of the same
+/// agent replaced it meanwhile).
+pub struct Registration {
+    registry: Arc<SessionRegistry>,
+    key: (String, String),
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut map = self.registry.inner.lock().expect("session registry lock");
+        if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            map.remove(&self.key);
+        }
+    }
+}
+
+impl SessionRegistry {
+    fn register(
+        self: &Arc<Self>,
+        ns: &str,
+        name: &str,
+    ) -> (Registration, mpsc::Receiver<EntityConfig>) {
+        let (tx, rx) = mpsc::channel(4);
+        let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+        let key = (ns.to_string(), name.to_string());
+        self.inner
+            .lock()
+            .expect("session registry lock")
+            .insert(key.clone(), (id, tx));
+        (
+            Registration {
+                registry: self.clone(),
+                key,
+                id,
+            },
+            rx,
+        )
+    }
+
+    fn notify(&self, config: EntityConfig) {
+        let key = (
+            config.metadata.namespace.clone(),
+            config.metadata.name.clone(),
+        );
+        let tx = self
+            .inner
+            .lock()
+            .expect("session registry lock")
+            .get(&key)
+            .map(|(_, tx)| tx.clone());
+        if let Some(tx) = tx {
+            // A session that is not keeping up gets the next change instead.
+            let _ = tx.try_send(config);
+        }
+    }
+}
+
+/// Forward entity configuration changes to the sessions of this backend until shutdown.
+pub async fn watch_entity_configs(
+    repo: Repo,
+    sessions: Arc<SessionRegistry>,
+    shutdown: CancellationToken,
+) {
+    let prefix = keys::entity_configs_prefix(None);
+    let mut after = 0;
+    loop {
+        let start = match after {
+            0 => repo.store.revision().await.unwrap_or(0),
+            rev => rev,
+        };
+        let mut watch = match repo.store.watch(&prefix, start).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot watch entity configurations; retrying in 1s");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        after = start;
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = watch.next() => n,
+            };
+            match next {
+                None => return,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Entity configuration watch ended; restarting it");
+                    break;
+                }
+                Some(Ok(backend_store::WatchEvent::Put(kv))) => {
+                    after = kv.mod_revision;
+                    match crate::repo::decode::<EntityConfig>(&kv) {
+                        Ok(config) => sessions.notify(config),
+                        Err(e) => tracing::warn!(error = %e, "Unreadable entity configuration"),
+                    }
+                }
+                Some(Ok(change)) => after = change.kv().mod_revision,
+            }
+        }
+    }
 }

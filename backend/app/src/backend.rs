@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::agentd::{self, AgentdState};
+use crate::agentd::{self, AgentdState, SessionRegistry};
 use crate::apid::{self, ApiState};
 use crate::auth::Authenticator;
 use crate::bus::CheckBus;
@@ -136,6 +136,12 @@ impl Backend {
         );
         let monitor = tokio::spawn(keepalived.clone().run_monitor(shutdown.clone()));
         let ttl_monitor = tokio::spawn(eventd.run_ttl_monitor(shutdown.clone()));
+        let sessions = Arc::new(SessionRegistry::default());
+        let config_watch = tokio::spawn(agentd::watch_entity_configs(
+            repo.clone(),
+            sessions.clone(),
+            shutdown.clone(),
+        ));
         let scheduler = Schedulerd::new(SchedulerConfig {
             repo: repo.clone(),
             bus: self.check_bus.clone(),
@@ -148,6 +154,7 @@ impl Backend {
             auth: auth.clone(),
             dispatcher: dispatcher.clone(),
             bus: self.check_bus.clone(),
+            sessions,
             metrics: self.metrics.clone(),
             backend_id: self.config.backend_id.clone(),
             shutdown: shutdown.clone(),
@@ -178,6 +185,7 @@ impl Backend {
         let (a, b) = tokio::join!(agents.into_future(), api.into_future());
         monitor.abort();
         ttl_monitor.abort();
+        config_watch.abort();
         // It stops on the shutdown token by itself; waiting keeps its last log lines in order.
         let _ = scheduler.await;
         a.map_err(|source| BackendError::Serve {

@@ -472,3 +472,26 @@ async fn proxy_requests_run_once_per_matching_entity_with_its_tokens() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(poller.drain("match-nothing").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_an_entitys_subscriptions_moves_its_session() {
+    let tb = start().await;
+    let mut a = agent(&tb, "mover", "linux").await;
+    create_check(&tb, check("db-check", &["db"], json!({}))).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(a.drain("db-check").is_empty(), "not subscribed to db yet");
+
+    let entity = json!({
+        "entity_class": "agent",
+        "metadata": {"name": "mover", "namespace": "default"},
+        "subscriptions": ["db"],
+    });
+    let (status, text) = api(
+        "PUT",
+        format!("{}/namespaces/default/entities/mover", tb.v2),
+        Some(entity),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    a.expect("db-check", 2).await;
+}
