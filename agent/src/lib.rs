@@ -13,6 +13,8 @@
 //! - [`outbox`]: the bounded queue of outgoing events.
 //! - [`check`]: check requests → dedup, token substitution, execution (`sh -c`, own process
 //!   group, timeout), hooks → result events into the outbox.
+//! - [`statsd`]: the StatsD UDP listener; metrics-only events into the outbox every flush
+//!   interval (parsing and aggregation live in the `statsd` library crate).
 //! - [`transport`]: the WebSocket handshake (headers, credentials, HTTP rejections).
 //! - `session`: one session's loop: frames, keepalives, heartbeats, close.
 //! - [`Agent`]: ties them together; `src/main.rs` is a thin binary around it.
@@ -22,7 +24,7 @@
 //! agents can run in one process (the integration tests do).
 //!
 //! Not implemented yet (their flags are accepted, validated and documented as such): TLS
-//! (`wss://`), the agent API, sockets, StatsD, runtime assets (a check that names some
+//! (`wss://`), the agent API, sockets, runtime assets (a check that names some
 //! reports status 3 instead of running), the allow list, output metric extraction, the
 //! events rate limit and cloud provider detection.
 
@@ -33,8 +35,10 @@ pub mod facts;
 pub mod outbox;
 pub mod reconnect;
 mod session;
+pub mod statsd;
 pub mod transport;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,6 +71,7 @@ pub struct Agent {
     config: Arc<Config>,
     outbox: Outbox,
     facts: Option<proto_spec::v2::System>,
+    statsd: statsd::Server,
 }
 
 impl Agent {
@@ -74,10 +79,13 @@ impl Agent {
         if config.backend_urls.is_empty() {
             return Err(AgentError::NoBackendUrl);
         }
+        // Bound here rather than in `run` so the address (port 0 in tests) is known up front.
+        let statsd = statsd::Server::bind(&config.statsd);
         Ok(Agent {
             config: Arc::new(config),
             outbox: Outbox::default(),
             facts: None,
+            statsd,
         })
     }
 
@@ -89,6 +97,11 @@ impl Agent {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Where the StatsD listener is bound; `None` when disabled or when binding failed.
+    pub fn statsd_addr(&self) -> Option<SocketAddr> {
+        self.statsd.local_addr()
     }
 
     /// The queue where producers of events put them for the backend.
@@ -130,6 +143,18 @@ impl Agent {
             },
             self.outbox.clone(),
             checks_stop,
+        );
+        // The StatsD listener stops with the agent, like the checks.
+        let statsd_stop = shutdown.child_token();
+        let _statsd_guard = statsd_stop.clone().drop_guard();
+        let statsd_task = self.statsd.spawn(
+            statsd::EventSink {
+                namespace: config.namespace.clone(),
+                handlers: config.statsd.event_handlers.clone(),
+                entity: entity_source(entity_config.clone(), facts_rx.clone()),
+                outbox: self.outbox.clone(),
+            },
+            statsd_stop.clone(),
         );
         let shared = Shared {
             entity: entity_config,
@@ -199,6 +224,11 @@ impl Agent {
                 running = shared.checks.running(),
                 "Some check executions had not ended when the agent stopped"
             );
+        }
+        // Its socket is closed once the task returns, so the port is free again.
+        statsd_stop.cancel();
+        if let Some(task) = statsd_task {
+            let _ = task.await;
         }
         info!("Agent stopped");
         Ok(())

@@ -53,7 +53,7 @@ fn start_agent(name: &str, logs: &Path, ports: &Ports, extra: &[&str]) -> Proc {
         .args(["--keepalive-warning-timeout", "5"])
         .args(["--keepalive-critical-timeout", "10"])
         .args(["--retry-min", "1s", "--retry-max", "2s"])
-        .args(["--log-level", "info"])
+        .args(["--log-level", "info", "--statsd-disable"])
         .arg("--cache-dir")
         .arg(&cache)
         .args(["--config-file", "/dev/null"])

@@ -81,6 +81,7 @@ fn start_agent(c: &Cluster, name: &str, subscriptions: &str) -> Proc {
             "2s",
             "--log-level",
             "info",
+            "--statsd-disable",
         ])
         .arg("--cache-dir")
         .arg(&cache);

@@ -18,8 +18,10 @@
 //! 5. **Execution** ([`execute`]): `sh -c`, own process group, merged bounded output,
 //!    env = agent env + request secrets + check `env_vars`, stdin = event JSON if `stdin`,
 //!    timeout kills the whole group (status 2).
-//! 6. **Hooks** ([`hooks`]) selected by the final status.
-//! 7. **The event**: `check` is the (substituted) definition with its original command, plus
+//! 6. **Output metrics** ([`metrics`]): with `output_metric_format` set, the output's points
+//!    go into the event's `metrics` and `output_metric_thresholds` may raise the status.
+//! 7. **Hooks** ([`hooks`]) selected by the final status.
+//! 8. **The event**: `check` is the (substituted) definition with its original command, plus
 //!    `issued`, `executed`, `duration`, `status`, `output`, `hooks`, `processed_by`;
 //!    `discard_output` blanks the output last; `entity` is the agent's entity (the backend
 //!    swaps in the proxy entity when `proxy_entity_name` is set); a new UUID; `sequence`
@@ -32,11 +34,12 @@
 //! ([`Outbox::dropped`]), so a long outage keeps the freshest results. Results are never
 //! dropped silently.
 //!
-//! Not implemented here yet: runtime assets (and `--disable-assets`), the allow list, output
-//! metric extraction (`output_metric_format`), and `max_output_size` (the backend's job).
+//! Not implemented here yet: runtime assets (and `--disable-assets`), the allow list, and
+//! `max_output_size` (the backend's job).
 
 pub mod execute;
 pub mod hooks;
+pub mod metrics;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -438,12 +441,14 @@ pub async fn run_check(
     if outcome.timed_out {
         warn!(check = %config.metadata.name, timeout = config.timeout, "Check execution timed out; its process group was killed");
     }
-    let status = outcome.status;
     if let Some(check) = event.check.as_mut() {
         check.output = outcome.output;
-        check.status = status;
+        check.status = outcome.status;
         check.duration = outcome.duration;
     }
+    // Before the hooks, as in Sensu: thresholds may change the status that selects them.
+    metrics::apply(&mut event, unix_now());
+    let status = event.check.as_ref().map_or(outcome.status, |c| c.status);
 
     let hooks = hooks::run_hooks(&request, &config, status, &event, &data, cancel).await?;
     let check = event.check.as_mut()?;

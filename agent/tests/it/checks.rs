@@ -14,7 +14,7 @@ use tokio::time::timeout;
 
 use crate::backend::{Backend, Conn, STEP};
 
-fn config(backend: &Backend, name: &str) -> Config {
+pub(crate) fn config(backend: &Backend, name: &str) -> Config {
     let url = backend.url();
     let args = vec![
         "--config-file",
@@ -39,7 +39,7 @@ fn config(backend: &Backend, name: &str) -> Config {
     Config::from_args(args, &HashMap::new()).unwrap()
 }
 
-fn spawn(agent: Agent) -> (CancellationToken, JoinHandle<()>) {
+pub(crate) fn spawn(agent: Agent) -> (CancellationToken, JoinHandle<()>) {
     let token = CancellationToken::new();
     let t = token.clone();
     (
@@ -48,7 +48,7 @@ fn spawn(agent: Agent) -> (CancellationToken, JoinHandle<()>) {
     )
 }
 
-fn entity_config(name: &str, labels: &[(&str, &str)]) -> wire::Message {
+pub(crate) fn entity_config(name: &str, labels: &[(&str, &str)]) -> wire::Message {
     wire::Message::EntityConfig(Box::new(EntityConfig {
         metadata: ObjectMeta {
             labels: labels
@@ -63,7 +63,7 @@ fn entity_config(name: &str, labels: &[(&str, &str)]) -> wire::Message {
     }))
 }
 
-fn check_request(name: &str, command: &str, issued: i64) -> CheckRequest {
+pub(crate) fn check_request(name: &str, command: &str, issued: i64) -> CheckRequest {
     CheckRequest {
         config: Some(CheckConfig {
             metadata: ObjectMeta::new("default", name),
@@ -87,7 +87,7 @@ fn wait_for(flag: &Path, then: &str) -> String {
 }
 
 /// The next `event` frame, counting the keepalives that come before it.
-async fn next_event(conn: &mut Conn) -> (Event, usize) {
+pub(crate) async fn next_event(conn: &mut Conn) -> (Event, usize) {
     let mut keepalives = 0;
     loop {
         match conn.frame().await {

@@ -4,5 +4,7 @@ mod backend;
 mod binary;
 mod checks;
 mod config;
+mod metrics;
 mod reconnect;
+mod statsd;
 mod transport;
