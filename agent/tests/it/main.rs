@@ -5,6 +5,7 @@ mod binary;
 mod checks;
 mod config;
 mod metrics;
+mod node_exporter;
 mod reconnect;
 mod statsd;
 mod transport;

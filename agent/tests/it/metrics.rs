@@ -63,7 +63,7 @@ fn summary(points: &[MetricPoint]) -> Vec<String> {
 }
 
 /// Start an agent labelled `region=eu`, run `request` and return its event.
-async fn run(agent_name: &str, request: CheckRequest) -> Event {
+pub(crate) async fn run(agent_name: &str, request: CheckRequest) -> Event {
     let backend = Backend::start().await;
     let (token, handle) = spawn(Agent::new(config(&backend, agent_name)).unwrap());
     let mut conn = backend.accept().await;
