@@ -135,7 +135,8 @@ impl Backend {
             shutdown.clone(),
         );
         let monitor = tokio::spawn(keepalived.clone().run_monitor(shutdown.clone()));
-        let ttl_monitor = tokio::spawn(eventd.run_ttl_monitor(shutdown.clone()));
+        let ttl_monitor = tokio::spawn(eventd.clone().run_ttl_monitor(shutdown.clone()));
+        let silences = tokio::spawn(eventd.silences.clone().run(shutdown.clone()));
         let sessions = Arc::new(SessionRegistry::default());
         let config_watch = tokio::spawn(agentd::watch_entity_configs(
             repo.clone(),
@@ -185,6 +186,7 @@ impl Backend {
         let (a, b) = tokio::join!(agents.into_future(), api.into_future());
         monitor.abort();
         ttl_monitor.abort();
+        silences.abort();
         config_watch.abort();
         // It stops on the shutdown token by itself; waiting keeps its last log lines in order.
         let _ = scheduler.await;

@@ -26,6 +26,7 @@ use crate::keepalived::{KEEPALIVE_CHECK, Keepalived};
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::repo::{Repo, RepoError, RepoResult, encode};
+use crate::silencing::Silences;
 use crate::switchset::Switchset;
 use crate::timefmt::now_unix;
 
@@ -45,6 +46,7 @@ pub struct Eventd {
     pub bus: EventBus,
     /// Check TTL switches, `<ns>/<check>/<entity>`.
     ttl_switches: Arc<Switchset>,
+    pub silences: Arc<Silences>,
 }
 
 impl Eventd {
@@ -53,11 +55,13 @@ impl Eventd {
             repo.store.clone(),
             keys::check_ttl_switches_prefix(),
         ));
+        let silences = Silences::new(repo.clone());
         Eventd {
             repo,
             metrics,
             bus,
             ttl_switches,
+            silences,
         }
     }
 
@@ -80,8 +84,15 @@ impl Eventd {
         let ns = event.namespace().to_string();
         let key = keys::event(&ns, event.entity_name(), event.check_name());
         let previous: Option<Event> = self.repo.get(&key).await?;
+        let silenced = self.silences.matching(&event, now_unix());
         let check = event.check.as_mut().expect("checked above");
+        check.silenced = silenced;
         merge_with_previous(check, previous.as_ref().and_then(|p| p.check.as_ref()));
+        if is_resolution(check) && !check.silenced.is_empty() {
+            let cleared = self.silences.clear_on_resolve(&ns, &check.silenced).await?;
+            check.silenced.retain(|name| !cleared.contains(name));
+        }
+        check.is_silenced = !check.silenced.is_empty();
         truncate_output(check);
         // Stored copies never carry metrics (Sensu strips them before storing).
         let metrics = event.metrics.take();
@@ -294,6 +305,12 @@ pub fn merge_with_previous(check: &mut Check, previous: Option<&Check>) {
         check.occurrences_watermark += 1;
     }
     check.history = Some(history);
+}
+
+/// The result ends an incident: OK now, not OK just before (sensu-compat 2.4).
+pub fn is_resolution(check: &Check) -> bool {
+    let h = check.history();
+    h.len() >= 2 && h[h.len() - 1].status == 0 && h[h.len() - 2].status != 0
 }
 
 /// Weighted percentage of status changes over a full history (0 until 21 entries exist).

@@ -7,6 +7,7 @@
 //! - `agentd`: the agent WebSocket port and sessions; `bus`: check requests to sessions;
 //! - `eventd`: shard queues (keepalives first), the check state machine, storing events;
 //! - `keepalived`: registration, keepalive failures, deregistration;
+//! - `silencing`: silenced entries applied to events (cached, swept when expired);
 //! - `switchset`: liveness keys on store leases and the watch on their expiry;
 //! - `schedulerd`: check schedules (interval splay, cron, subdues) → check requests;
 //! - `apid`: the REST API; `auth`: Basic authentication of stored users;
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod metrics;
 pub mod repo;
 pub mod schedulerd;
+pub mod silencing;
 pub mod switchset;
 pub mod timefmt;
 

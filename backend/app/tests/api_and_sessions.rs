@@ -127,7 +127,26 @@ async fn keepalive_registers_entity_and_serves_it() {
     assert_eq!(names, ["web-1", "web-2"]);
     assert!(page2.header("Sensu-Continue").is_none());
 
-    // Delete removes the entity and its events.
+    // Delete removes the entity and its events (once its keepalive event is stored, so the
+    // delete does not race the keepalive still being processed).
+    eventually(
+        "web-2's keepalive event",
+        Duration::from_secs(10),
+        || async {
+            let r = http(
+                "GET",
+                &format!(
+                    "{}/api/core/v2/namespaces/default/events/web-2/keepalive",
+                    tb.api
+                ),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+            (r.status == 200).then_some(())
+        },
+    )
+    .await;
     let del = http(
         "DELETE",
         &format!("{}/api/core/v2/namespaces/default/entities/web-2", tb.api),

@@ -55,6 +55,13 @@ pub trait NamespacedResource: Serialize + DeserializeOwned + Clone + Send + Sync
     fn metadata_mut(&mut self) -> &mut ObjectMeta;
     /// Every rule a stored definition must meet; the error names the field.
     fn validate_resource(&self) -> Result<(), ValidationError>;
+
+    /// Fill what the backend derives on create and update (before validation), e.g. a
+    /// silenced entry's name and expiry instant. `now` is Unix seconds.
+    fn prepare(&mut self, _now: i64) {}
+
+    /// Adjust a stored value for an answer, e.g. a silenced entry's remaining `expire`.
+    fn present(&mut self, _now: i64) {}
 }
 
 /// The standard routes of `R`.
@@ -179,8 +186,9 @@ where
             .await?
             .ok_or_else(|| not_found::<R>(ns, name))?;
         let mut updated = change(&current)?;
-        check_url(updated.metadata(), ns, Some(name))?;
         updated.metadata_mut().created_by = user.to_string();
+        updated.prepare(crate::timefmt::now_unix());
+        check_url(updated.metadata(), ns, Some(name))?;
         updated.validate_resource().map_err(invalid)?;
         if put_guarded(
             repo,
@@ -213,7 +221,13 @@ async fn list_all<R: NamespacedResource>(
             p.continue_token.as_deref(),
         )
         .await?;
-    Ok(list_response(page))
+    Ok(list_response(presented(page)))
+}
+
+fn presented<R: NamespacedResource>(mut page: crate::repo::Page<R>) -> crate::repo::Page<R> {
+    let now = crate::timefmt::now_unix();
+    page.items.iter_mut().for_each(|item| item.present(now));
+    page
 }
 
 async fn list<R: NamespacedResource>(
@@ -230,7 +244,7 @@ async fn list<R: NamespacedResource>(
             p.continue_token.as_deref(),
         )
         .await?;
-    Ok(list_response(page))
+    Ok(list_response(presented(page)))
 }
 
 async fn get_one<R: NamespacedResource>(
@@ -238,9 +252,10 @@ async fn get_one<R: NamespacedResource>(
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     require_namespace(&state.repo, &ns).await?;
-    let (value, _) = load::<R>(&state.repo, &ns, &name)
+    let (mut value, _) = load::<R>(&state.repo, &ns, &name)
         .await?
         .ok_or_else(|| not_found::<R>(&ns, &name))?;
+    value.present(crate::timefmt::now_unix());
     Ok(single_response(&value))
 }
 
@@ -250,8 +265,9 @@ async fn create<R: NamespacedResource>(
     Extension(user): Extension<AuthUser>,
     ApiJson(mut value): ApiJson<R>,
 ) -> Result<Response, ApiError> {
-    check_url(value.metadata(), &ns, None)?;
     value.metadata_mut().created_by = user.0;
+    value.prepare(crate::timefmt::now_unix());
+    check_url(value.metadata(), &ns, None)?;
     value.validate_resource().map_err(invalid)?;
     let name = value.metadata().name.clone();
     if !put_guarded(
@@ -278,8 +294,9 @@ async fn put<R: NamespacedResource>(
     Extension(user): Extension<AuthUser>,
     ApiJson(mut value): ApiJson<R>,
 ) -> Result<Response, ApiError> {
-    check_url(value.metadata(), &ns, Some(&name))?;
     value.metadata_mut().created_by = user.0;
+    value.prepare(crate::timefmt::now_unix());
+    check_url(value.metadata(), &ns, Some(&name))?;
     value.validate_resource().map_err(invalid)?;
     put_guarded(&state.repo, &value, Vec::new()).await?;
     Ok(StatusCode::CREATED.into_response())

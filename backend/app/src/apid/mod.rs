@@ -23,6 +23,7 @@ mod entities;
 mod events;
 mod hooks;
 mod namespaces;
+mod silenced;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::eventd::Dispatcher;
@@ -59,6 +60,7 @@ pub fn router(state: ApiState, body_limit: usize) -> Router {
         .merge(events::routes())
         .merge(checks::routes())
         .merge(hooks::routes())
+        .merge(silenced::routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_user));
     Router::new()
         .nest("/api/core/v2", api)
