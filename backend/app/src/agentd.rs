@@ -465,43 +465,14 @@ pub async fn watch_entity_configs(
     shutdown: CancellationToken,
 ) {
     let prefix = keys::entity_configs_prefix(None);
-    let mut after = 0;
-    loop {
-        let start = match after {
-            0 => repo.store.revision().await.unwrap_or(0),
-            rev => rev,
-        };
-        let mut watch = match repo.store.watch(&prefix, start).await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!(error = %e, "Cannot watch entity configurations; retrying in 1s");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        after = start;
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                n = watch.next() => n,
-            };
-            match next {
-                None => return,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "Entity configuration watch ended; restarting it");
-                    break;
-                }
-                Some(Ok(backend_store::WatchEvent::Put(kv))) => {
-                    after = kv.mod_revision;
-                    match crate::repo::decode::<EntityConfig>(&kv) {
-                        Ok(config) => sessions.notify(config),
-                        Err(e) => tracing::warn!(error = %e, "Unreadable entity configuration"),
-                    }
-                }
-                Some(Ok(change)) => after = change.kv().mod_revision,
+    crate::repo::follow(repo.store.clone(), prefix, shutdown, |change| {
+        if let backend_store::WatchEvent::Put(kv) = change {
+            match crate::repo::decode::<EntityConfig>(&kv) {
+                Ok(config) => sessions.notify(config),
+                Err(e) => tracing::warn!(error = %e, "Unreadable entity configuration"),
             }
         }
-    }
+        std::future::ready(())
+    })
+    .await;
 }

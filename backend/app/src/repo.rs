@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
-use backend_store::{KeyValue, RangeRequest, Revision, Store, StoreError};
+use std::future::Future;
+use std::time::Duration;
+
+use backend_store::{KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent};
 use base64::Engine;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 /// A stored value could not be read back or the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -138,4 +142,55 @@ pub fn decode<T: DeserializeOwned>(kv: &KeyValue) -> RepoResult<T> {
         key: kv.key.clone(),
         reason: e.to_string(),
     })
+}
+
+/// Follow every change under `prefix` from now on until shutdown, handing each to
+/// `on_change` in revision order. A watch that ends with an error (the watcher lagged, the
+/// store restarted it) is resumed from the last revision seen, so nothing is skipped while
+/// the store still has that history.
+pub async fn follow<F, Fut>(
+    store: Arc<dyn Store>,
+    prefix: String,
+    shutdown: CancellationToken,
+    mut on_change: F,
+) where
+    F: FnMut(WatchEvent) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut after: Revision = 0;
+    loop {
+        if after == 0 {
+            after = store.revision().await.unwrap_or(0);
+        }
+        let mut watch = match store.watch(&prefix, after).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, prefix = %prefix, "Cannot watch the store; retrying in 1s");
+                if matches!(e, StoreError::Compacted { .. }) {
+                    after = 0; // the missed history is gone: resume from now
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = watch.next() => n,
+            };
+            match next {
+                None => return,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, prefix = %prefix, "Store watch ended; resuming it");
+                    break;
+                }
+                Some(Ok(change)) => {
+                    after = change.kv().mod_revision;
+                    on_change(change).await;
+                }
+            }
+        }
+    }
 }

@@ -144,47 +144,39 @@ impl Silences {
         Ok(())
     }
 
-    /// Keep the cache current (watch) and sweep expired entries until shutdown.
+    /// Keep the cache current (watch) and sweep expired entries until shutdown. The sweep
+    /// also reloads, which repairs the cache if a watch ever had to skip history.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let prefix = keys::resources_prefix("silenced", None);
-        let mut sweep = tokio::time::interval(SWEEP_EVERY);
-        loop {
-            let start = self.repo.store.revision().await.unwrap_or(0);
-            if let Err(e) = self.reload().await {
-                tracing::error!(error = %e, "Cannot read silenced entries; retrying");
-            }
-            let mut watch = match self.repo.store.watch(&prefix, start).await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::error!(error = %e, "Cannot watch silenced entries; retrying in 1s");
+        let sweeper = {
+            let this = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SWEEP_EVERY);
+                loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = tick.tick() => {}
+                    }
+                    if let Err(e) = this.reload().await {
+                        tracing::error!(error = %e, "Cannot read silenced entries");
+                    }
+                    if let Err(e) = this.sweep().await {
+                        tracing::warn!(error = %e, "Cannot delete expired silenced entries");
                     }
                 }
-            };
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = sweep.tick() => {
-                        if let Err(e) = self.sweep().await {
-                            tracing::warn!(error = %e, "Cannot delete expired silenced entries");
-                        }
-                    }
-                    change = watch.next() => match change {
-                        None => return,
-                        Some(Err(e)) => {
-                            tracing::warn!(error = %e, "Silenced watch ended; reloading");
-                            break;
-                        }
-                        Some(Ok(_)) => {
-                            if let Err(e) = self.reload().await {
-                                tracing::error!(error = %e, "Cannot reload silenced entries");
-                            }
-                        }
-                    },
+            })
+        };
+        let prefix = keys::resources_prefix("silenced", None);
+        let this = self.clone();
+        crate::repo::follow(self.repo.store.clone(), prefix, shutdown, |_| {
+            let this = this.clone();
+            async move {
+                if let Err(e) = this.reload().await {
+                    tracing::error!(error = %e, "Cannot reload silenced entries");
                 }
             }
-        }
+        })
+        .await;
+        sweeper.abort();
     }
 }

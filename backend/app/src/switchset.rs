@@ -126,47 +126,16 @@ impl Switchset {
         F: Fn(String) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let on_expiry = Arc::new(on_expiry);
-        let mut after = 0;
-        loop {
-            let start = match after {
-                0 => self.store.revision().await.unwrap_or(0),
-                rev => rev,
-            };
-            let mut watch = match self.store.watch(&self.prefix, start).await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::error!(error = %e, prefix = %self.prefix, "Cannot watch switches; retrying in 1s");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            after = start;
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = watch.next() => n,
-                };
-                match next {
-                    None => return,
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, prefix = %self.prefix, "Switch watch ended; restarting it");
-                        break;
-                    }
-                    Some(Ok(change)) => {
-                        after = change.kv().mod_revision;
-                        let WatchEvent::Delete(kv) = change else {
-                            continue;
-                        };
-                        let Some(id) = kv.key.strip_prefix(&self.prefix) else {
-                            continue;
-                        };
-                        tokio::spawn(on_expiry(id.to_string()));
-                    }
-                }
+        let prefix = self.prefix.clone();
+        crate::repo::follow(self.store.clone(), prefix.clone(), shutdown, |change| {
+            if let WatchEvent::Delete(kv) = change
+                && let Some(id) = kv.key.strip_prefix(&prefix)
+            {
+                // Off the watch: handling an expiry does several writes.
+                tokio::spawn(on_expiry(id.to_string()));
             }
-        }
+            std::future::ready(())
+        })
+        .await;
     }
 }
