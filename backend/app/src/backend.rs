@@ -18,6 +18,7 @@ use crate::bus::CheckBus;
 use crate::eventd::{Dispatcher, EventBus, Eventd};
 use crate::keepalived::Keepalived;
 use crate::metrics::Metrics;
+use crate::pipelined::Pipelined;
 use crate::repo::Repo;
 use crate::schedulerd::{SchedulerConfig, Schedulerd};
 
@@ -76,6 +77,7 @@ pub struct Backend {
     metrics: Arc<Metrics>,
     bus: EventBus,
     check_bus: Arc<CheckBus>,
+    pipeline: backend_pipeline::RunnerConfig,
 }
 
 impl Backend {
@@ -92,6 +94,7 @@ impl Backend {
             metrics: Arc::new(Metrics::default()),
             bus,
             check_bus: CheckBus::new(),
+            pipeline: backend_pipeline::RunnerConfig::default(),
         })
     }
 
@@ -105,6 +108,12 @@ impl Backend {
         self.agent_listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// Workers and queue size of the event pipeline (`--pipelined-workers`,
+    /// `--pipelined-buffer-size`; Sensu's 100 and 1000 by default).
+    pub fn set_pipeline_config(&mut self, config: backend_pipeline::RunnerConfig) {
+        self.pipeline = config;
     }
 
     /// Processed events, for in-process observers (the pipeline, tests).
@@ -125,6 +134,9 @@ impl Backend {
         let started = Instant::now();
         let repo = Repo::new(self.store.clone());
         let auth = Arc::new(Authenticator::new(repo.clone()));
+        // Subscribed before anything can publish, so no event escapes the pipeline.
+        let pipelined = Pipelined::new(repo.clone(), self.metrics.clone(), self.pipeline);
+        let pipelined = tokio::spawn(pipelined.run(self.bus.subscribe(), shutdown.clone()));
         let eventd = Eventd::new(repo.clone(), self.metrics.clone(), self.bus.clone());
         let keepalived = Arc::new(Keepalived::new(eventd.clone()));
         let dispatcher = Dispatcher::start(
@@ -188,6 +200,7 @@ impl Backend {
         ttl_monitor.abort();
         silences.abort();
         config_watch.abort();
+        pipelined.abort();
         // It stops on the shutdown token by itself; waiting keeps its last log lines in order.
         let _ = scheduler.await;
         a.map_err(|source| BackendError::Serve {

@@ -161,9 +161,11 @@ pub struct StartFlags {
     /// Keepalive queue capacity.
     #[arg(long, default_value_t = 1000)]
     pub keepalived_buffer_size: usize,
-    #[arg(long, default_value_t = 100, help = format!("Pipeline workers {LATER}"))]
+    /// Handler and mutator executions run at once (a bounded worker pool).
+    #[arg(long, default_value_t = 100)]
     pub pipelined_workers: usize,
-    #[arg(long, default_value_t = 1000, help = format!("Pipeline queue capacity {LATER}"))]
+    /// Events waiting for the pipeline workers; a full queue drops events (counted).
+    #[arg(long, default_value_t = 1000)]
     pub pipelined_buffer_size: usize,
     #[arg(long, default_value_t = 1.39, help = format!("Asset fetches per second {LATER}"))]
     pub assets_rate_limit: f64,

@@ -7,6 +7,8 @@
 //! - `agentd`: the agent WebSocket port and sessions; `bus`: check requests to sessions;
 //! - `eventd`: shard queues (keepalives first), the check state machine, storing events;
 //! - `keepalived`: registration, keepalive failures, deregistration;
+//! - `pipelined`: events from the event bus through filters, mutators and handlers
+//!   (`backend-pipeline`), definitions cached per namespace;
 //! - `silencing`: silenced entries applied to events (cached, swept when expired);
 //! - `switchset`: liveness keys on store leases and the watch on their expiry;
 //! - `schedulerd`: check schedules (interval splay, cron, subdues) → check requests;
@@ -26,6 +28,7 @@ pub mod init;
 pub mod keepalived;
 pub mod keys;
 pub mod metrics;
+pub mod pipelined;
 pub mod repo;
 pub mod schedulerd;
 pub mod silencing;

@@ -199,7 +199,11 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
             h => h.to_string(),
         },
     };
-    let backend = Backend::new(config, store).await?;
+    let mut backend = Backend::new(config, store).await?;
+    backend.set_pipeline_config(backend_pipeline::RunnerConfig {
+        workers: flags.pipelined_workers,
+        buffer_size: flags.pipelined_buffer_size,
+    });
     eprintln!(
         "picket-backend: API on {}, agents on {}",
         backend.api_addr(),

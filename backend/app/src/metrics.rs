@@ -47,6 +47,15 @@ define_metrics! {
     deregistrations_total: counter, "picket_deregistrations_total", "Entities deregistered after their keepalive lapsed.";
     api_requests_total: counter, "picket_api_requests_total", "REST API requests served.";
     api_unauthorized_total: counter, "picket_api_unauthorized_total", "REST API requests refused for missing or bad credentials.";
+    pipeline_events_lagged_total: counter, "picket_pipeline_events_lagged_total", "Events pipelined missed because it fell behind the event bus.";
+    pipeline_events_handled_total: counter, "picket_pipeline_events_handled_total", "Events run through their pipelines.";
+    pipeline_events_dropped_total: counter, "picket_pipeline_events_dropped_total", "Events dropped because the pipeline queue was full.";
+    pipeline_workflows_filtered_total: counter, "picket_pipeline_workflows_filtered_total", "Pipeline workflows stopped by a filter.";
+    pipeline_filter_errors_total: counter, "picket_pipeline_filter_errors_total", "Filter expressions that failed to evaluate (skipped).";
+    pipeline_mutator_errors_total: counter, "picket_pipeline_mutator_errors_total", "Mutator executions that failed.";
+    pipeline_handler_executions_total: counter, "picket_pipeline_handler_executions_total", "Handler executions started.";
+    pipeline_handler_errors_total: counter, "picket_pipeline_handler_errors_total", "Handler executions that failed.";
+    pipeline_handler_timeouts_total: counter, "picket_pipeline_handler_timeouts_total", "Pipe handlers killed at their timeout.";
 }
 
 impl Metrics {

@@ -21,8 +21,12 @@ mod checks;
 pub mod crud;
 mod entities;
 mod events;
+mod filters;
+mod handlers;
 mod hooks;
+mod mutators;
 mod namespaces;
+mod pipelines;
 mod silenced;
 
 use crate::auth::{AuthError, Authenticator};
@@ -61,6 +65,10 @@ pub fn router(state: ApiState, body_limit: usize) -> Router {
         .merge(checks::routes())
         .merge(hooks::routes())
         .merge(silenced::routes())
+        .merge(handlers::routes())
+        .merge(filters::routes())
+        .merge(mutators::routes())
+        .merge(pipelines::routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_user));
     Router::new()
         .nest("/api/core/v2", api)

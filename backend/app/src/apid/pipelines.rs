@@ -1,0 +1,29 @@
+//! Pipelines (`/api/core/v2/namespaces/{ns}/pipelines`): the generic CRUD and PATCH of `crud`.
+
+use axum::Router;
+use proto_spec::ObjectMeta;
+use proto_spec::v2::pipeline::Pipeline;
+use proto_spec::validate::ValidationError;
+
+use super::ApiState;
+use super::crud::{self, NamespacedResource};
+
+impl NamespacedResource for Pipeline {
+    const STORE_KIND: &'static str = "pipelines";
+    const COLLECTION: &'static str = "pipelines";
+    const SINGULAR: &'static str = "pipeline";
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+    fn validate_resource(&self) -> Result<(), ValidationError> {
+        self.validate()
+    }
+}
+
+pub(super) fn routes() -> Router<ApiState> {
+    crud::routes::<Pipeline>()
+}

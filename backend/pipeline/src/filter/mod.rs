@@ -1,0 +1,321 @@
+//! Filters (sensu-compat 3.1, 3.2): the built-ins and stored JavaScript [`EventFilter`]s.
+//!
+//! Evaluation is synchronous and CPU-bound: the runner calls [`FilterSet::filtered`] on a
+//! blocking thread, with that thread's own [`jsexpr::Engine`].
+
+mod event_json;
+pub mod when;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jsexpr::Engine;
+use proto_spec::v2::filter::{FILTER_ACTION_ALLOW, FILTER_ACTION_DENY};
+use proto_spec::v2::{Event, EventFilter};
+use serde_json::Value;
+
+pub use event_json::{event_for_filters, is_incident, is_resolution, is_silenced};
+
+pub const IS_INCIDENT: &str = "is_incident";
+pub const NOT_SILENCED: &str = "not_silenced";
+pub const HAS_METRICS: &str = "has_metrics";
+
+/// Whether the built-in filter `name` lets `event` through; `None` if `name` is no built-in.
+pub fn builtin_passes(name: &str, event: &Event) -> Option<bool> {
+    match name {
+        IS_INCIDENT => Some(is_incident(event) || is_resolution(event)),
+        NOT_SILENCED => Some(!is_silenced(event)),
+        HAS_METRICS => Some(event.metrics.is_some()),
+        _ => None,
+    }
+}
+
+/// The outcome of one stored filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// The event is filtered out (the workflow stops).
+    pub filtered: bool,
+    /// Expressions that failed to evaluate (skipped, as Sensu does).
+    pub errors: u32,
+}
+
+/// Sensu's `evaluateEventFilter`: the `when` window first (allow outside it → filtered;
+/// deny outside it → allowed), then the expressions in order, an erroring one skipped:
+/// allow filters the event at the first false expression, deny lets it through at the first
+/// false one; when every (non-erroring) expression held, allow passes and deny filters.
+///
+/// `event` is the object from [`event_for_filters`]; `now` is Unix seconds.
+pub fn evaluate(engine: &mut Engine, filter: &EventFilter, event: &Value, now: i64) -> Verdict {
+    let allow = filter.action == FILTER_ACTION_ALLOW;
+    let deny = filter.action == FILTER_ACTION_DENY;
+    let mut verdict = Verdict {
+        filtered: false,
+        errors: 0,
+    };
+    if let Some(w) = &filter.when {
+        let inside = when::in_windows(w, now);
+        if allow && !inside {
+            verdict.filtered = true;
+            return verdict;
+        }
+        if deny && !inside {
+            return verdict;
+        }
+    }
+    for source in filter.expressions() {
+        let result = engine
+            .compile(source)
+            .and_then(|expr| engine.eval_bool(&expr, &[("event", event)]));
+        let matched = match result {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(filter = %filter.metadata.name, error = %e, "Error evaluating a filter expression; skipped");
+                verdict.errors += 1;
+                continue;
+            }
+        };
+        if !matched {
+            verdict.filtered = allow;
+            return verdict;
+        }
+    }
+    verdict.filtered = deny;
+    verdict
+}
+
+/// Resolved filter names of one workflow, looked up in a catalog's filters.
+pub struct FilterSet<'a> {
+    pub names: &'a [String],
+    pub lookup: &'a dyn Fn(&str) -> Option<&'a EventFilter>,
+}
+
+impl FilterSet<'_> {
+    /// `Some(name)` of the first filter that rejects the event. Unknown filters are skipped
+    /// with a warning (Sensu looks for an extension and, finding none, goes on).
+    pub fn filtered(
+        &self,
+        engine: &mut Engine,
+        event: &Event,
+        event_json: &mut Option<Value>,
+        now: i64,
+        errors: &AtomicU64,
+    ) -> Option<String> {
+        for name in self.names {
+            if let Some(passes) = builtin_passes(name, event) {
+                if !passes {
+                    return Some(name.clone());
+                }
+                continue;
+            }
+            let Some(filter) = (self.lookup)(name) else {
+                tracing::warn!(filter = %name, "Filter not found; skipped");
+                continue;
+            };
+            let json = event_json.get_or_insert_with(|| event_for_filters(event));
+            let v = evaluate(engine, filter, json, now);
+            errors.fetch_add(u64::from(v.errors), Ordering::Relaxed);
+            if v.filtered {
+                return Some(name.clone());
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto_spec::ObjectMeta;
+    use proto_spec::v2::time_window::{TimeWindowDays, TimeWindowTimeRange, TimeWindowWhen};
+    use serde_json::json;
+
+    fn event(status: u32, history: &[u32], occurrences: i64) -> Event {
+        serde_json::from_value(json!({
+            "entity": {"metadata": {"name": "web-1", "namespace": "default",
+                        "labels": {"region": "eu", "api_token": "secret"}},
+                       "entity_class": "agent"},
+            "check": {"metadata": {"name": "cpu", "namespace": "default"},
+                      "status": status, "interval": 60, "occurrences": occurrences,
+                      "history": history.iter().map(|s| json!({"status": s, "executed": 1})).collect::<Vec<_>>()},
+            "metadata": {"namespace": "default"}
+        }))
+        .unwrap()
+    }
+
+    fn filter(action: &str, exprs: &[&str]) -> EventFilter {
+        EventFilter {
+            metadata: ObjectMeta {
+                name: "f".into(),
+                namespace: "default".into(),
+                ..Default::default()
+            },
+            action: action.into(),
+            expressions: Some(exprs.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
+    fn engine() -> Engine {
+        Engine::new(jsexpr::Limits::default()).unwrap()
+    }
+
+    // 2024-06-03 is a Monday; 10:30 UTC.
+    const MONDAY_1030: i64 = 1_717_410_600;
+
+    fn run(f: &EventFilter, e: &Event) -> Verdict {
+        evaluate(&mut engine(), f, &event_for_filters(e), MONDAY_1030)
+    }
+
+    #[test]
+    fn builtins() {
+        let failing = event(2, &[0, 2], 1);
+        let resolution = event(0, &[2, 0], 1);
+        let ok = event(0, &[0, 0], 2);
+        assert_eq!(builtin_passes(IS_INCIDENT, &failing), Some(true));
+        assert_eq!(builtin_passes(IS_INCIDENT, &resolution), Some(true));
+        assert_eq!(builtin_passes(IS_INCIDENT, &ok), Some(false));
+        assert_eq!(builtin_passes(HAS_METRICS, &ok), Some(false));
+        assert_eq!(builtin_passes(NOT_SILENCED, &ok), Some(true));
+        let mut silenced = ok.clone();
+        silenced.check.as_mut().unwrap().silenced = vec!["*:cpu".into()];
+        assert_eq!(builtin_passes(NOT_SILENCED, &silenced), Some(false));
+        assert_eq!(builtin_passes("custom", &ok), None);
+    }
+
+    #[test]
+    fn the_event_object_has_lifted_metadata_and_synthesized_flags() {
+        let e = event(0, &[2, 0], 1);
+        let f = filter(
+            "allow",
+            &[
+                "event.check.name == 'cpu' && event.entity.name == 'web-1'",
+                "event.entity.metadata.name == 'web-1' && event.entity.labels.region == 'eu'",
+                "event.is_resolution && !event.is_incident && event.has_check && !event.has_metrics",
+                "!event.is_silenced && !event.is_flapping_start && !event.is_flapping_end",
+                "event.entity.labels.api_token == 'REDACTED'",
+                "typeof event.check.labels == 'object' && event.check.labels !== null",
+                "event.name === undefined || event.name === ''",
+            ],
+        );
+        assert_eq!(
+            run(&f, &e),
+            Verdict {
+                filtered: false,
+                errors: 0
+            }
+        );
+    }
+
+    #[test]
+    fn allow_and_deny_with_several_expressions() {
+        let e = event(2, &[2, 2], 3);
+        assert!(
+            !run(
+                &filter(
+                    "allow",
+                    &["event.check.status == 2", "event.check.occurrences == 3"]
+                ),
+                &e
+            )
+            .filtered
+        );
+        assert!(
+            run(
+                &filter(
+                    "allow",
+                    &["event.check.status == 2", "event.check.occurrences == 1"]
+                ),
+                &e
+            )
+            .filtered
+        );
+        assert!(
+            run(
+                &filter(
+                    "deny",
+                    &["event.check.status == 2", "event.check.occurrences == 3"]
+                ),
+                &e
+            )
+            .filtered
+        );
+        assert!(
+            !run(
+                &filter(
+                    "deny",
+                    &["event.check.status == 2", "event.check.occurrences == 1"]
+                ),
+                &e
+            )
+            .filtered
+        );
+    }
+
+    #[test]
+    fn occurrence_filter_of_the_sensu_docs() {
+        let f = filter(
+            "allow",
+            &[
+                "event.check.occurrences == 1 || event.check.occurrences % (1800 / event.check.interval) == 0",
+            ],
+        );
+        let passes: Vec<i64> = (1..=61)
+            .filter(|n| !run(&f, &event(2, &[2], *n)).filtered)
+            .collect();
+        assert_eq!(passes, [1, 30, 60]);
+    }
+
+    #[test]
+    fn a_throwing_expression_is_skipped_and_counted() {
+        let e = event(2, &[2], 1);
+        let v = run(
+            &filter(
+                "allow",
+                &["event.nothing.here == 1", "event.check.status == 2"],
+            ),
+            &e,
+        );
+        assert_eq!(
+            v,
+            Verdict {
+                filtered: false,
+                errors: 1
+            }
+        );
+        let v = run(&filter("deny", &["event.nothing.here == 1"]), &e);
+        assert_eq!(
+            v,
+            Verdict {
+                filtered: true,
+                errors: 1
+            }
+        );
+    }
+
+    fn window(begin: &str, end: &str) -> TimeWindowWhen {
+        TimeWindowWhen {
+            days: TimeWindowDays {
+                monday: vec![TimeWindowTimeRange {
+                    begin: begin.into(),
+                    end: end.into(),
+                }],
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn when_windows_gate_allow_and_deny() {
+        let e = event(2, &[2], 1);
+        let mut allow = filter("allow", &["true"]);
+        allow.when = Some(window("9:00AM", "5:00PM"));
+        assert!(!run(&allow, &e).filtered, "inside the window");
+        allow.when = Some(window("11:00AM", "5:00PM"));
+        assert!(run(&allow, &e).filtered, "outside the window");
+
+        let mut deny = filter("deny", &["true"]);
+        deny.when = Some(window("9:00AM", "5:00PM"));
+        assert!(run(&deny, &e).filtered, "deny inside the window");
+        deny.when = Some(window("11:00AM", "5:00PM"));
+        assert!(!run(&deny, &e).filtered, "deny outside the window");
+    }
+}
