@@ -2,7 +2,8 @@
 //!
 //! The agent keeps one WebSocket session to one of its backends, announces itself with its
 //! system facts and sends keepalives; the backend pushes entity configuration and check
-//! requests back, and the agent runs the checks and returns their results as events.
+//! requests back, and the agent runs the checks and returns their results as events. Local
+//! clients add events through the HTTP API, the socket API and StatsD.
 //!
 //! # Layout
 //! - [`config`]: flags, `PICKET_*` env and YAML file → validated [`Config`] (two stages, all
@@ -10,24 +11,30 @@
 //! - [`facts`]: system facts (`proto_spec::v2::System`); pure parsers plus one `collect()`.
 //! - [`entity`]: the agent entity, `entity_config` adoption and keepalive events.
 //! - [`reconnect`]: backoff with jitter and the backend URL rotation (seeded-RNG testable).
-//! - [`outbox`]: the bounded queue of outgoing events.
+//! - [`outbox`]: the durable, bounded, ordered queue of outgoing events in
+//!   `<cache-dir>/outbox/` (segment files, checksummed records, at-least-once delivery).
 //! - [`check`]: check requests → dedup, token substitution, execution (`sh -c`, own process
 //!   group, timeout), hooks → result events into the outbox.
 //! - [`statsd`]: the StatsD UDP listener; metrics-only events into the outbox every flush
 //!   interval (parsing and aggregation live in the `statsd` library crate).
+//! - [`api`]: the local HTTP API (`POST /events`, `/healthz`, `/version`, `/metrics`) on a
+//!   small HTTP/1.1 server of its own; also the events rate limit and the agent's counters.
+//! - [`socket`]: the TCP/UDP socket API for Sensu 1.x check results.
 //! - [`transport`]: the WebSocket handshake (headers, credentials, HTTP rejections).
-//! - `session`: one session's loop: frames, keepalives, heartbeats, close.
+//! - `session`: one session's loop: frames, keepalives, heartbeats, outbox draining, close.
 //! - [`Agent`]: ties them together; `src/main.rs` is a thin binary around it.
 //!
-//! Every long-running component has the same shape: built by a constructor that validates,
-//! then `async fn run(self, shutdown: CancellationToken)`. Nothing is global, so several
-//! agents can run in one process (the integration tests do).
+//! Every long-running component has the same shape: built by a constructor that validates
+//! (and binds its sockets, so tests can use port 0 and read the address back), then run
+//! until a `CancellationToken` fires; all of them stop when [`Agent::run`] returns. Nothing
+//! is global, so several agents can run in one process (the integration tests do), each with
+//! its own cache directory.
 //!
 //! Not implemented yet (their flags are accepted, validated and documented as such): TLS
-//! (`wss://`), the agent API, sockets, runtime assets (a check that names some
-//! reports status 3 instead of running), the allow list, output metric extraction, the
-//! events rate limit and cloud provider detection.
+//! (`wss://`), runtime assets (a check that names some reports status 3 instead of running),
+//! the allow list and cloud provider detection.
 
+pub mod api;
 pub mod check;
 pub mod config;
 pub mod entity;
@@ -35,10 +42,12 @@ pub mod facts;
 pub mod outbox;
 pub mod reconnect;
 mod session;
+pub mod socket;
 pub mod statsd;
 pub mod transport;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,6 +72,8 @@ use session::{SessionEnd, Shared};
 pub enum AgentError {
     #[error("no backend URL configured")]
     NoBackendUrl,
+    #[error("cannot open the outbox: {0}")]
+    Outbox(std::io::Error),
 }
 
 /// A configured agent, ready to [`run`](Agent::run).
@@ -72,21 +83,46 @@ pub struct Agent {
     outbox: Outbox,
     facts: Option<proto_spec::v2::System>,
     statsd: statsd::Server,
+    api: api::Server,
+    socket: socket::Server,
+    stats: Arc<api::Stats>,
 }
+
+/// The outbox's directory under `--cache-dir`.
+pub const OUTBOX_DIR: &str = "outbox";
 
 impl Agent {
     pub fn new(config: Config) -> Result<Self, AgentError> {
         if config.backend_urls.is_empty() {
             return Err(AgentError::NoBackendUrl);
         }
-        // Bound here rather than in `run` so the address (port 0 in tests) is known up front.
+        // Opened here so a queue that cannot be used (permissions, another agent on the same
+        // cache dir) stops the agent at start-up rather than losing events later.
+        let outbox = Outbox::open(
+            &config.cache_dir.join(OUTBOX_DIR),
+            outbox::Limits::default(),
+        )
+        .map_err(AgentError::Outbox)?;
+        // Bound here rather than in `run` so the addresses (port 0 in tests) are known up
+        // front.
         let statsd = statsd::Server::bind(&config.statsd);
+        let api = api::Server::bind(&config.api);
+        let socket = socket::Server::bind(&config.socket);
         Ok(Agent {
             config: Arc::new(config),
-            outbox: Outbox::default(),
+            outbox,
             facts: None,
             statsd,
+            api,
+            socket,
+            stats: Arc::default(),
         })
+    }
+
+    /// Change the outbox's bounds (default: 10,000 events, 64 MiB, 4 MiB segments).
+    pub fn with_outbox_limits(self, limits: outbox::Limits) -> Self {
+        self.outbox.set_limits(limits);
+        self
     }
 
     /// Report these facts instead of the machine's, and never refresh them (tests, embedding).
@@ -102,6 +138,21 @@ impl Agent {
     /// Where the StatsD listener is bound; `None` when disabled or when binding failed.
     pub fn statsd_addr(&self) -> Option<SocketAddr> {
         self.statsd.local_addr()
+    }
+
+    /// Where the HTTP API listens; `None` when disabled or when binding failed.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.local_addr()
+    }
+
+    /// Where the TCP socket API listens; `None` when disabled or when binding failed.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.socket.tcp_addr()
+    }
+
+    /// Where the UDP socket API listens (the TCP port); `None` when disabled or failed.
+    pub fn socket_udp_addr(&self) -> Option<SocketAddr> {
+        self.socket.udp_addr()
     }
 
     /// The queue where producers of events put them for the backend.
@@ -147,6 +198,7 @@ impl Agent {
         // The StatsD listener stops with the agent, like the checks.
         let statsd_stop = shutdown.child_token();
         let _statsd_guard = statsd_stop.clone().drop_guard();
+        let statsd_stats = self.statsd.stats();
         let statsd_task = self.statsd.spawn(
             statsd::EventSink {
                 namespace: config.namespace.clone(),
@@ -156,12 +208,48 @@ impl Agent {
             },
             statsd_stop.clone(),
         );
+        // Batched fsyncs of the outbox, with a last one when the agent stops.
+        let sync_stop = CancellationToken::new();
+        let _sync_guard = sync_stop.clone().drop_guard();
+        let sync_task = tokio::spawn(self.outbox.clone().run_syncer(sync_stop.clone()));
+        let defaults = api::EventDefaults {
+            agent_name: config.name.clone(),
+            namespace: config.namespace.clone(),
+            entity: entity_source(entity_config.clone(), facts_rx.clone()),
+        };
+        // The local APIs stop with the agent, before the other producers (no new events from
+        // clients while the agent is stopping).
+        let apis_stop = shutdown.child_token();
+        let _apis_guard = apis_stop.clone().drop_guard();
+        let api_task = self.api.spawn(
+            api::Context {
+                defaults: defaults.clone(),
+                outbox: self.outbox.clone(),
+                sources: api::Sources {
+                    stats: self.stats.clone(),
+                    outbox: self.outbox.clone(),
+                    checks: Some(checks.clone()),
+                    statsd: statsd_stats,
+                },
+            },
+            apis_stop.clone(),
+        );
+        let socket_task = self.socket.spawn(
+            socket::Context {
+                defaults,
+                outbox: self.outbox.clone(),
+                stats: self.stats.clone(),
+            },
+            apis_stop.clone(),
+        );
+        let stats = self.stats;
         let shared = Shared {
             entity: entity_config,
             config: config.clone(),
             facts: facts_rx,
             outbox: self.outbox,
             checks,
+            events_limit: Mutex::new(api::TokenBucket::new(config.events, Instant::now())),
         };
         let mut rng = StdRng::from_os_rng();
         let mut backends = BackendRotation::new(config.backend_urls.clone(), &mut rng);
@@ -185,12 +273,17 @@ impl Agent {
             let wait = match attempt {
                 Ok((ws, backend_id)) => {
                     info!(backend_url = %url, backend_id = backend_id.as_deref().unwrap_or(""), "Connected to backend");
+                    if stats.sessions.fetch_add(1, Ordering::Relaxed) > 0 {
+                        stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    stats.connected.store(true, Ordering::Relaxed);
                     let started = Instant::now();
                     let deadline = config
                         .transport
                         .max_session_length
                         .map(|l| started + reconnect::session_length(l, &mut rng));
                     let end = session::run(ws, &shared, &shutdown, deadline).await;
+                    stats.connected.store(false, Ordering::Relaxed);
                     info!(backend_url = %url, reason = %end, "Disconnected from backend");
                     if end == SessionEnd::Shutdown {
                         break;
@@ -205,6 +298,7 @@ impl Agent {
                     wait
                 }
                 Err(e) => {
+                    stats.connection_failures.fetch_add(1, Ordering::Relaxed);
                     if e.is_throttled() {
                         backoff.throttle();
                     }
@@ -218,6 +312,11 @@ impl Agent {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        // No new events from local clients; requests in progress get a moment to finish.
+        apis_stop.cancel();
+        for task in [api_task, socket_task].into_iter().flatten() {
+            let _ = task.await;
+        }
         // Killed commands are reaped within moments; do not return while they still run.
         if !shared.checks.wait_idle(CHECK_STOP_GRACE).await {
             warn!(
@@ -230,6 +329,10 @@ impl Agent {
         if let Some(task) = statsd_task {
             let _ = task.await;
         }
+        // Everything queued is on disk when `run` returns; the queue's lock is released once
+        // the last handle (the caller's `Agent::outbox()` clones included) is dropped.
+        sync_stop.cancel();
+        let _ = sync_task.await;
         info!("Agent stopped");
         Ok(())
     }

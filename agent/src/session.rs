@@ -4,6 +4,11 @@
 //! from the backend, keepalives, heartbeats (pings and the read deadline), queued events, the
 //! session-length limit and shutdown. One task means no locks around the socket and a strict
 //! order of writes.
+//!
+//! Queued events are taken from the outbox's front and removed only once written to the
+//! socket ([`Outbox::delivered`]); a session that breaks mid-send leaves the event at the
+//! front for the next one. HTTP API events wait for a token of the events rate limit first;
+//! the loop keeps serving keepalives and heartbeats meanwhile.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,10 +24,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::api::TokenBucket;
 use crate::check::CheckRunner;
 use crate::config::Config;
 use crate::entity::{self, ConfigUpdate};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Source};
 use crate::transport::WsStream;
 
 /// How long a new session waits for the backend's first `entity_config` before sending its
@@ -47,9 +53,22 @@ pub(crate) struct Shared {
     pub facts: watch::Receiver<System>,
     pub outbox: Outbox,
     pub checks: CheckRunner,
+    /// `--events-rate-limit`/`--events-burst-limit`, for HTTP API events; kept across
+    /// sessions so that reconnecting does not refill it. A std Mutex: never held across an
+    /// `.await`.
+    pub events_limit: Mutex<TokenBucket>,
 }
 
 impl Shared {
+    /// Take a token of the events rate limit, or say when to try again.
+    fn event_token(&self, now: Instant) -> Result<(), Instant> {
+        self.events_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_take(now)
+            .map_err(|wait| now + wait)
+    }
+
     pub fn entity_config(&self) -> EntityConfig {
         self.entity
             .lock()
@@ -111,6 +130,8 @@ pub(crate) async fn run(
     // The first keepalive goes out when the first entity_config arrives, or at this deadline.
     let mut keepalive_at = start + ENTITY_CONFIG_WAIT;
     let mut read_deadline = start + hb_timeout;
+    // Set while the event at the front waits for a rate-limit token.
+    let mut throttled: Option<Instant> = None;
     let mut ping = tokio::time::interval_at(start + hb_interval, hb_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     shared.checks.new_connection();
@@ -202,13 +223,20 @@ pub(crate) async fn run(
                 }
                 keepalive_at = Instant::now() + keepalive_every;
             }
-            event = shared.outbox.next(), if configured => {
-                let frame = wire::encode(&Frame::Event(Box::new(event.clone())));
-                if let Err(e) = send(&mut sink, Message::Binary(frame.into()), hb_timeout).await {
-                    shared.outbox.requeue(event);
+            pending = shared.outbox.front(), if configured && throttled.is_none() => {
+                if pending.source == Source::Api
+                    && let Err(retry_at) = shared.event_token(Instant::now())
+                {
+                    throttled = Some(retry_at);
+                    continue;
+                }
+                // Still queued if this fails: the next session sends it.
+                if let Err(e) = send(&mut sink, Message::Binary(pending.frame().into()), hb_timeout).await {
                     break SessionEnd::Lost(e);
                 }
+                shared.outbox.delivered(pending.seq);
             }
+            _ = sleep_until(throttled.unwrap_or(start)), if throttled.is_some() => throttled = None,
             _ = sleep_until(deadline.unwrap_or(start)), if deadline.is_some() => break SessionEnd::MaxLength,
         }
     };

@@ -53,7 +53,13 @@ fn start_agent(name: &str, logs: &Path, ports: &Ports, extra: &[&str]) -> Proc {
         .args(["--keepalive-warning-timeout", "5"])
         .args(["--keepalive-critical-timeout", "10"])
         .args(["--retry-min", "1s", "--retry-max", "2s"])
-        .args(["--log-level", "info", "--statsd-disable"])
+        .args([
+            "--log-level",
+            "info",
+            "--statsd-disable",
+            "--disable-api",
+            "--disable-sockets",
+        ])
         .arg("--cache-dir")
         .arg(&cache)
         .args(["--config-file", "/dev/null"])

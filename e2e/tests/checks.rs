@@ -82,6 +82,8 @@ fn start_agent(c: &Cluster, name: &str, subscriptions: &str) -> Proc {
             "--log-level",
             "info",
             "--statsd-disable",
+            "--disable-api",
+            "--disable-sockets",
         ])
         .arg("--cache-dir")
         .arg(&cache);

@@ -108,6 +108,9 @@ pub struct Outcome {
     pub timed_out: bool,
     /// The agent is shutting down: the command was killed and its result means nothing.
     pub cancelled: bool,
+    /// The shell was started (false: no pipe, or the spawn failed); counted in the agent's
+    /// metrics as a check that failed to start.
+    pub spawned: bool,
 }
 
 impl Outcome {
@@ -118,6 +121,7 @@ impl Outcome {
             duration: started.elapsed().as_secs_f64(),
             timed_out: false,
             cancelled: false,
+            spawned: false,
         }
     }
 }
@@ -140,6 +144,7 @@ pub async fn execute(ex: &Execution, cancel: &CancellationToken) -> Outcome {
             duration: 0.0,
             timed_out: false,
             cancelled: false,
+            spawned: true,
         };
     }
 
@@ -248,11 +253,15 @@ pub async fn execute(ex: &Execution, cancel: &CancellationToken) -> Outcome {
                 duration,
                 timed_out: false,
                 cancelled: false,
+                spawned: true,
             }
         }
         (Some(Err(e)), _) => {
             append_line(&mut output, &format!("cannot wait for the command: {e}"));
-            Outcome::failed(output, started)
+            Outcome {
+                spawned: true,
+                ..Outcome::failed(output, started)
+            }
         }
         (None, cancelled) => {
             let cancelled = cancelled.unwrap_or_default();
@@ -266,6 +275,7 @@ pub async fn execute(ex: &Execution, cancel: &CancellationToken) -> Outcome {
                 duration,
                 timed_out: !cancelled,
                 cancelled,
+                spawned: true,
             }
         }
     }

@@ -28,11 +28,11 @@
 //!    counts results per check key from 1 on each connection.
 //!
 //! Results go through the [`Outbox`], like every event except keepalives. A result produced
-//! while the agent is disconnected waits there and is sent after the next session's first
-//! keepalive. The outbox holds 10 events (Sensu's queue size); when it is full the **oldest**
-//! queued event is dropped, logged as a warning with its check name and counted
-//! ([`Outbox::dropped`]), so a long outage keeps the freshest results. Results are never
-//! dropped silently.
+//! while the agent is disconnected waits there (on disk: it survives a restart) and is sent
+//! after the next session's first keepalive. When the outbox is full (10,000 events or
+//! 64 MiB by default) the **oldest** queued event is dropped, logged as a warning with its
+//! check name and counted ([`Outbox::dropped`]), so a long outage keeps the freshest
+//! results. Results are never dropped silently.
 //!
 //! Not implemented here yet: runtime assets (and `--disable-assets`), the allow list, and
 //! `max_output_size` (the backend's job).
@@ -42,6 +42,7 @@ pub mod hooks;
 pub mod metrics;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -248,6 +249,29 @@ struct RunnerInner {
     stop: CancellationToken,
     /// Woken whenever an execution ends.
     ended: Notify,
+    counters: Counters,
+}
+
+/// Check totals since the agent started, for its `/metrics`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CheckCounts {
+    /// Requests accepted for execution.
+    pub accepted: u64,
+    /// Requests refused (older, duplicate, still running, too many running, no definition).
+    pub rejected: u64,
+    /// Results produced (queued in the outbox).
+    pub executed: u64,
+    /// Results reporting that the command did not start: invalid definition, token
+    /// substitution failure, missing runtime assets, or the shell could not be spawned.
+    pub failed_to_start: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    executed: AtomicU64,
+    failed_to_start: AtomicU64,
 }
 
 impl CheckRunner {
@@ -259,6 +283,7 @@ impl CheckRunner {
                 tracker: Mutex::new(Tracker::default()),
                 stop,
                 ended: Notify::new(),
+                counters: Counters::default(),
             }),
         }
     }
@@ -270,10 +295,17 @@ impl CheckRunner {
                 issued = request.issued,
                 "Ignoring a check request without a check definition"
             );
+            self.inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
             return Admission::NoConfig;
         };
         let key = dedup_key(config);
         let admission = self.tracker().admit(&key, request.issued);
+        let counter = if admission == Admission::Accepted {
+            &self.inner.counters.accepted
+        } else {
+            &self.inner.counters.rejected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         match &admission {
             Admission::Accepted => {
                 info!(check = %key, issued = request.issued, "Scheduling check execution");
@@ -305,6 +337,17 @@ impl CheckRunner {
             Admission::NoConfig => {}
         }
         admission
+    }
+
+    /// Totals since start.
+    pub fn counts(&self) -> CheckCounts {
+        let c = &self.inner.counters;
+        CheckCounts {
+            accepted: c.accepted.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            executed: c.executed.load(Ordering::Relaxed),
+            failed_to_start: c.failed_to_start.load(Ordering::Relaxed),
+        }
     }
 
     /// Executions in progress.
@@ -360,10 +403,18 @@ async fn run_task(inner: Arc<RunnerInner>, key: String, request: CheckRequest) {
         inner: inner.clone(),
         key,
     };
-    let Some(mut event) = run_check(&inner.env, request, &inner.stop).await else {
+    let Some((mut event, started)) = run_check_counted(&inner.env, request, &inner.stop).await
+    else {
         debug!(check = %running.key, "Check execution cancelled: the agent is stopping");
         return;
     };
+    inner.counters.executed.fetch_add(1, Ordering::Relaxed);
+    if !started {
+        inner
+            .counters
+            .failed_to_start
+            .fetch_add(1, Ordering::Relaxed);
+    }
     event.sequence = lock(&inner.tracker).next_sequence(&running.key);
     debug!(
         check = %running.key,
@@ -384,6 +435,17 @@ pub async fn run_check(
     request: CheckRequest,
     cancel: &CancellationToken,
 ) -> Option<Event> {
+    run_check_counted(env, request, cancel)
+        .await
+        .map(|(event, _)| event)
+}
+
+/// [`run_check`], and whether the command was started (for the agent's counters).
+async fn run_check_counted(
+    env: &CheckEnv,
+    request: CheckRequest,
+    cancel: &CancellationToken,
+) -> Option<(Event, bool)> {
     let config = request.config.clone()?;
     let base = ResultBase {
         agent_name: &env.agent_name,
@@ -394,7 +456,10 @@ pub async fn run_check(
     let entity = (env.entity)();
 
     if let Err(e) = config.validate() {
-        return Some(base.failure(&config, entity, format!("given check is invalid: {e}")));
+        return Some((
+            base.failure(&config, entity, format!("given check is invalid: {e}")),
+            false,
+        ));
     }
 
     let data = tokens::synthesize_entity(&entity);
@@ -405,10 +470,13 @@ pub async fn run_check(
         match tokens::substitute_check(&config, &data) {
             Ok(c) => c,
             Err(e) => {
-                return Some(base.failure(
-                    &config,
-                    entity,
-                    format!("error while substituting check tokens: {e}"),
+                return Some((
+                    base.failure(
+                        &config,
+                        entity,
+                        format!("error while substituting check tokens: {e}"),
+                    ),
+                    false,
                 ));
             }
         }
@@ -418,10 +486,15 @@ pub async fn run_check(
     // it instead of running without its executables.
     if !config.runtime_assets().is_empty() {
         let names = config.runtime_assets().join(", ");
-        return Some(base.failure(
-            &config,
-            entity,
-            format!("check requires runtime assets ({names}), which this agent cannot install yet"),
+        return Some((
+            base.failure(
+                &config,
+                entity,
+                format!(
+                    "check requires runtime assets ({names}), which this agent cannot install yet"
+                ),
+            ),
+            false,
         ));
     }
 
@@ -458,7 +531,7 @@ pub async fn run_check(
     }
     event.timestamp = unix_now();
     fit_to_frame(&mut event);
-    Some(event)
+    Some((event, outcome.spawned))
 }
 
 /// What every result event of one request shares.

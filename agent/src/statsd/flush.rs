@@ -1,6 +1,8 @@
 //! The flush task: snapshots → metrics-only events in the outbox.
 
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use ::statsd::FlushedPoint;
 use proto_spec::ObjectMeta;
@@ -9,9 +11,9 @@ use proto_spec::wire;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::EventSink;
 use super::drops::{self, KernelDrops};
 use super::receive::Interval;
+use super::{EventSink, Stats};
 
 /// Room left in a frame for what the size accounting does not measure exactly (the id, the
 /// frame's type line, separators).
@@ -30,19 +32,23 @@ pub(super) async fn run(
     mut intervals: mpsc::Receiver<Interval>,
     sink: EventSink,
     inode: Option<u64>,
+    stats: Arc<Stats>,
 ) {
     let mut kernel = KernelDrops::default();
     while let Some(interval) = intervals.recv().await {
         if let Some(inode) = inode
             && let Some(total) = drops::read(inode).await
-            && let Some(new) = kernel.update(total)
         {
-            warn!(
-                dropped = new,
-                total, "StatsD datagrams dropped by the kernel (socket receive buffer full)"
-            );
+            stats.kernel_drops.store(total, Ordering::Relaxed);
+            if let Some(new) = kernel.update(total) {
+                warn!(
+                    dropped = new,
+                    total, "StatsD datagrams dropped by the kernel (socket receive buffer full)"
+                );
+            }
         }
         report(&interval.counts);
+        add_counts(&stats, &interval.counts);
         if interval.snapshot.is_empty() {
             continue;
         }
@@ -91,6 +97,16 @@ pub(super) async fn run(
             sink.outbox.push(event);
         }
     }
+}
+
+fn add_counts(stats: &Stats, c: &super::receive::Counts) {
+    stats.datagrams.fetch_add(c.datagrams, Ordering::Relaxed);
+    stats.metrics.fetch_add(c.metrics, Ordering::Relaxed);
+    stats.bad_lines.fetch_add(c.bad_lines, Ordering::Relaxed);
+    stats.rejected.fetch_add(c.rejected, Ordering::Relaxed);
+    stats
+        .recv_errors
+        .fetch_add(c.recv_errors, Ordering::Relaxed);
 }
 
 fn report(c: &super::receive::Counts) {

@@ -61,8 +61,8 @@
 //!   it once more (gostatsd emits it one last time, then drops it).
 //! * Live series are bounded ([`MAX_SERIES`]); lines longer than `statsd::MAX_LINE_LEN` are
 //!   refused.
-//! * On shutdown the partial interval is not flushed: the session closes at the same moment,
-//!   so the event could not be sent anyway (the outbox is not persisted).
+//! * On shutdown the partial interval is not flushed: at most one interval of metrics is
+//!   lost (the flushed ones wait in the durable outbox and are sent after a restart).
 
 mod drops;
 mod flush;
@@ -71,6 +71,8 @@ mod receive;
 mod tests;
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use ::statsd::{Aggregator, AggregatorConfig};
@@ -106,6 +108,21 @@ const PENDING_FLUSHES: usize = 2;
 pub struct Server {
     state: State,
     flush_interval: Duration,
+    stats: Arc<Stats>,
+}
+
+/// Totals since start, for the agent's `/metrics`. Updated at every flush (from the
+/// interval's counts), so they lag by at most one flush interval.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub datagrams: AtomicU64,
+    pub metrics: AtomicU64,
+    pub bad_lines: AtomicU64,
+    /// Metrics refused because [`MAX_SERIES`] series were live.
+    pub rejected: AtomicU64,
+    pub recv_errors: AtomicU64,
+    /// Datagrams the kernel dropped (receive buffer full), as `/proc/net/udp` reports them.
+    pub kernel_drops: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -152,7 +169,13 @@ impl Server {
         Server {
             state,
             flush_interval: config.flush_interval,
+            stats: Arc::default(),
         }
+    }
+
+    /// The listener's totals (all zero when it is disabled or failed to bind).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
     }
 
     /// The bound address (the real port when the configured one is 0).
@@ -213,7 +236,7 @@ impl Server {
         let (tx, rx) = mpsc::channel(PENDING_FLUSHES);
         let every = self.flush_interval;
         Some(tokio::spawn(async move {
-            let flusher = tokio::spawn(flush::run(rx, sink, bound.inode));
+            let flusher = tokio::spawn(flush::run(rx, sink, bound.inode, self.stats));
             receive::run(socket, aggregator, every, tx, shutdown).await;
             // The receive task dropped its sender: the flusher ends after the pending
             // snapshots.

@@ -54,6 +54,7 @@ async fn version() {
 #[tokio::test]
 async fn sigterm_closes_with_1001_and_exits_0() {
     let backend = Backend::start().await;
+    let cache = crate::support::cache_dir();
     let mut child = Command::new(BIN)
         .args([
             "start",
@@ -61,6 +62,12 @@ async fn sigterm_closes_with_1001_and_exits_0() {
             "",
             "--backend-url",
             &backend.url(),
+            "--cache-dir",
+            &cache,
+            "--api-port",
+            "0",
+            "--socket-port",
+            "0",
             "--name",
             "bin-agent",
             "--log-level",

@@ -16,11 +16,19 @@ use crate::backend::{Backend, Conn, STEP};
 
 pub(crate) fn config(backend: &Backend, name: &str) -> Config {
     let url = backend.url();
+    // Each agent its own outbox; the local APIs on free ports.
+    let cache = crate::support::cache_dir();
     let args = vec![
         "--config-file",
         "",
         "--backend-url",
         &url,
+        "--cache-dir",
+        &cache,
+        "--api-port",
+        "0",
+        "--socket-port",
+        "0",
         "--name",
         name,
         "--subscriptions",

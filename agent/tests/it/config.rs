@@ -343,7 +343,7 @@ fn later_features_warn_only_when_changed() {
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
     let cfg = parse(
         &[
-            "--api-port",
+            "--assets-burst-limit",
             "4000",
             "--detect-cloud-provider",
             "--trusted-ca-file",
@@ -358,7 +358,7 @@ fn later_features_warn_only_when_changed() {
             .iter()
             .all(|w| w.contains("not implemented yet"))
     );
-    assert_eq!(cfg.api.port, 4000);
+    assert_eq!(cfg.assets.rate.burst, 4000);
     assert!(cfg.detect_cloud_provider);
 }
 

@@ -59,11 +59,19 @@ print("sent", flush=True)
 
 fn config(backend: &Backend, name: &str, extra: &[&str]) -> Config {
     let url = backend.url();
+    // Each agent its own outbox; the local APIs on free ports.
+    let cache = crate::support::cache_dir();
     let mut args = vec![
         "--config-file",
         "",
         "--backend-url",
         &url,
+        "--cache-dir",
+        &cache,
+        "--api-port",
+        "0",
+        "--socket-port",
+        "0",
         "--name",
         name,
         "--keepalive-interval",
