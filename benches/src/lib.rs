@@ -3,12 +3,20 @@
 //! - [`loadgen`]: simulated agents over the real transport (the `picket-loadgen` binary is a
 //!   thin command line over it);
 //! - [`harness`]: a release `picket-backend` as a child process, /proc memory readings and a
-//!   small REST client, shared by the `bench-*` binaries.
+//!   small REST client, shared by the `bench-*` binaries;
+//! - [`scheduler_jitter`]: delay of interval check requests behind their planned instants
+//!   (in-process backend; `bench-scheduler`);
+//! - [`events_throughput`]: check results per second (and per CPU-second) through eventd on
+//!   the file-backed embedded store (`bench-events`);
+//! - [`stats`]: percentile summaries and the process's CPU time.
 //!
 //! Everything here talks to loopback addresses given to it and stops by itself.
 
+pub mod events_throughput;
 pub mod harness;
 pub mod loadgen;
+pub mod scheduler_jitter;
+pub mod stats;
 
 use std::time::Duration;
 
