@@ -173,10 +173,20 @@ async fn accept(
     Ok((stream, permit))
 }
 
-/// Accept connections until `stop`, each served by a task of its own, at most
-/// [`MAX_CONNECTIONS`] at once.
-pub(crate) async fn serve(listener: TcpListener, ctx: Arc<Context>, stop: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+/// Accept connections until `stop`, each served by a task of its own, at most `max` at once
+/// (a connection holds its slot until it ends); on stop, give them [`STOP_GRACE`] to finish.
+/// `what` names the listener in logs.
+pub(crate) async fn serve_bounded<F, Fut>(
+    listener: TcpListener,
+    max: usize,
+    what: &'static str,
+    stop: CancellationToken,
+    serve_one: F,
+) where
+    F: Fn(TcpStream, OwnedSemaphorePermit) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(max));
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -185,11 +195,11 @@ pub(crate) async fn serve(listener: TcpListener, ctx: Arc<Context>, stop: Cancel
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = accept(&listener, &slots) => match accepted {
                 Ok((stream, permit)) => {
-                    conns.spawn(serve_conn(stream, ctx.clone(), permit));
+                    conns.spawn(serve_one(stream, permit));
                 }
                 Err(e) => {
                     // E.g. out of file descriptors: pause rather than spin.
-                    warn!(error = %e, "Agent API cannot accept a connection");
+                    warn!(error = %e, listener = what, "Cannot accept a connection");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -201,6 +211,18 @@ pub(crate) async fn serve(listener: TcpListener, ctx: Arc<Context>, stop: Cancel
     })
     .await;
     conns.shutdown().await;
+}
+
+/// Serve the HTTP API until `stop`.
+pub(crate) async fn serve(listener: TcpListener, ctx: Arc<Context>, stop: CancellationToken) {
+    serve_bounded(
+        listener,
+        MAX_CONNECTIONS,
+        "agent API",
+        stop,
+        move |stream, slot| serve_conn(stream, ctx.clone(), slot),
+    )
+    .await;
 }
 
 async fn serve_conn(stream: TcpStream, ctx: Arc<Context>, _slot: OwnedSemaphorePermit) {

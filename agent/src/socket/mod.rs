@@ -33,15 +33,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::api::events::EventDefaults;
 use crate::api::metrics::Stats;
-use crate::api::{Binding, bind_tcp};
+use crate::api::{Binding, bind_tcp, serve_bounded};
 use crate::config::ListenerConfig;
 use crate::outbox::{Outbox, PushError, Source};
 use result::Payload;
@@ -56,7 +56,6 @@ pub const MAX_TCP_CLIENTS: usize = 64;
 pub const MAX_DATAGRAM: usize = 1500;
 /// Attempts to find a port free for both TCP and UDP when the configured port is 0.
 const PORT_ATTEMPTS: usize = 16;
-const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// The socket API: bound (or disabled, or failed) by `Agent::new`, served by `spawn`.
 #[derive(Debug)]
@@ -159,45 +158,15 @@ fn bind_both(host: &str, port: u16) -> std::io::Result<(std::net::TcpListener, S
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no port free for TCP and UDP")))
 }
 
-async fn accept(
-    listener: &TcpListener,
-    slots: &Arc<Semaphore>,
-) -> std::io::Result<(TcpStream, OwnedSemaphorePermit)> {
-    // The semaphore is never closed.
-    let permit = slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(std::io::Error::other)?;
-    let (stream, _) = listener.accept().await?;
-    Ok((stream, permit))
-}
-
 async fn serve_tcp(listener: TcpListener, ctx: Arc<Context>, stop: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_TCP_CLIENTS));
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = accept(&listener, &slots) => match accepted {
-                Ok((stream, permit)) => {
-                    conns.spawn(serve_tcp_client(stream, ctx.clone(), permit));
-                }
-                Err(e) => {
-                    warn!(error = %e, "Agent TCP socket cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let _ = timeout(STOP_GRACE, async {
-        while conns.join_next().await.is_some() {}
-    })
+    serve_bounded(
+        listener,
+        MAX_TCP_CLIENTS,
+        "agent TCP socket",
+        stop,
+        move |stream, slot| serve_tcp_client(stream, ctx.clone(), slot),
+    )
     .await;
-    conns.shutdown().await;
 }
 
 /// How a TCP client's payload ended.
