@@ -281,3 +281,65 @@ async fn entities_can_be_created_and_replaced() {
         "agent-managed entities are changed by their agent only"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_events_or_entities_starts_history_afresh() {
+    let tb = start().await;
+    let url = format!("{}/api/core/v2/namespaces/default/events", tb.api);
+    let at = format!("{url}/backup-server/nightly-backup");
+    let history_len = |e: &serde_json::Value| e["check"]["history"].as_array().map_or(0, Vec::len);
+    for _ in 0..2 {
+        assert_eq!(
+            http("POST", &url, Some(ADMIN), Some(&backup_result(2, 0)))
+                .await
+                .status,
+            201
+        );
+    }
+    eventually("two results", Duration::from_secs(10), || async {
+        let r = http("GET", &at, Some(ADMIN), None).await;
+        (r.status == 200 && history_len(&r.json()) == 2).then_some(())
+    })
+    .await;
+
+    // A deleted event is gone for the state machine too: the next result starts a new history.
+    assert_eq!(http("DELETE", &at, Some(ADMIN), None).await.status, 204);
+    assert_eq!(
+        http("POST", &url, Some(ADMIN), Some(&backup_result(2, 0)))
+            .await
+            .status,
+        201
+    );
+    let e = eventually("a fresh result", Duration::from_secs(10), || async {
+        let r = http("GET", &at, Some(ADMIN), None).await;
+        (r.status == 200).then(|| r.json())
+    })
+    .await;
+    assert_eq!(
+        (history_len(&e), e["check"]["occurrences"].as_i64()),
+        (1, Some(1))
+    );
+
+    // Likewise after the entity is deleted.
+    let entity = format!(
+        "{}/api/core/v2/namespaces/default/entities/backup-server",
+        tb.api
+    );
+    assert_eq!(http("DELETE", &entity, Some(ADMIN), None).await.status, 204);
+    assert_eq!(
+        http("POST", &url, Some(ADMIN), Some(&backup_result(2, 0)))
+            .await
+            .status,
+        201
+    );
+    let e = eventually(
+        "a result after the entity was deleted",
+        Duration::from_secs(10),
+        || async {
+            let r = http("GET", &at, Some(ADMIN), None).await;
+            (r.status == 200).then(|| r.json())
+        },
+    )
+    .await;
+    assert_eq!(history_len(&e), 1);
+}
