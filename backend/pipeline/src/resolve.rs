@@ -146,7 +146,9 @@ pub fn expand_handlers(names: &[String], catalog: &Catalog) -> Vec<Handler> {
 fn expand(names: &[String], catalog: &Catalog, level: usize, out: &mut BTreeMap<String, Handler>) {
     for name in names {
         let Some(h) = catalog.handlers.get(name) else {
-            tracing::warn!(handler = %name, "Handler not found; skipped");
+            // Debug, not warn: every keepalive names the `keepalive` handler, which most
+            // installations never define, so a warning would repeat per agent per interval.
+            tracing::debug!(handler = %name, "Handler not found; skipped");
             continue;
         };
         if h.type_ == HANDLER_TYPE_SET {
