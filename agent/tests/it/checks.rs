@@ -2,59 +2,27 @@
 //! Long-running checks wait for a flag file the test creates, so no assertion depends on how
 //! fast the machine is.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use agent::{Agent, CancellationToken, Config};
+use agent::{Agent, Config};
 use proto_spec::ObjectMeta;
 use proto_spec::v2::{CheckConfig, CheckRequest, EntityConfig, Event, HookConfig, HookList};
 use proto_spec::wire;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use crate::backend::{Backend, Conn, STEP};
 
 pub(crate) fn config(backend: &Backend, name: &str) -> Config {
-    let url = backend.url();
-    // Each agent its own outbox; the local APIs on free ports.
-    let cache = crate::support::cache_dir();
-    let args = vec![
-        "--config-file",
-        "",
-        "--backend-url",
-        &url,
-        "--cache-dir",
-        &cache,
-        "--api-port",
-        "0",
-        "--socket-port",
-        "0",
-        "--name",
+    crate::support::test_config(
+        &backend.url(),
         name,
-        "--subscriptions",
-        "linux",
-        "--keepalive-interval",
-        "1",
-        "--backend-heartbeat-interval",
-        "1",
-        "--backend-heartbeat-timeout",
-        "60",
-        "--retry-min",
-        "10ms",
-        "--retry-max",
-        "100ms",
-    ];
-    Config::from_args(args, &HashMap::new()).unwrap()
-}
-
-pub(crate) fn spawn(agent: Agent) -> (CancellationToken, JoinHandle<()>) {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    (
-        token,
-        tokio::spawn(async move { agent.run(t).await.unwrap() }),
+        &crate::support::cache_dir(),
+        &["--subscriptions", "linux"],
     )
 }
+
+pub(crate) use crate::support::spawn;
 
 pub(crate) fn entity_config(name: &str, labels: &[(&str, &str)]) -> wire::Message {
     wire::Message::EntityConfig(Box::new(EntityConfig {

@@ -8,7 +8,6 @@
 //! started and waiting on its stdin, then sends everything within a few milliseconds, so all
 //! of it lands in that one interval.
 
-use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -58,35 +57,7 @@ print("sent", flush=True)
 "#;
 
 fn config(backend: &Backend, name: &str, extra: &[&str]) -> Config {
-    let url = backend.url();
-    // Each agent its own outbox; the local APIs on free ports.
-    let cache = crate::support::cache_dir();
-    let mut args = vec![
-        "--config-file",
-        "",
-        "--backend-url",
-        &url,
-        "--cache-dir",
-        &cache,
-        "--api-port",
-        "0",
-        "--socket-port",
-        "0",
-        "--name",
-        name,
-        "--keepalive-interval",
-        "1",
-        "--backend-heartbeat-interval",
-        "1",
-        "--backend-heartbeat-timeout",
-        "60",
-        "--retry-min",
-        "10ms",
-        "--retry-max",
-        "100ms",
-    ];
-    args.extend_from_slice(extra);
-    Config::from_args(args, &HashMap::new()).unwrap()
+    crate::support::test_config(&backend.url(), name, &crate::support::cache_dir(), extra)
 }
 
 fn entity_config(name: &str) -> wire::Message {

@@ -25,9 +25,11 @@ use tokio::time::timeout;
 
 use crate::backend::{Conn, STEP};
 
-/// A config for the local-API tests: the HTTP and socket APIs on free ports, StatsD off,
-/// keepalives every second, quick reconnects.
-pub fn api_config(backend_url: &str, name: &str, cache: &str, extra: &[&str]) -> Config {
+/// The agent config every test starts from: its own cache dir (outbox), the local APIs on
+/// free ports, keepalives every second, pings every second with a generous timeout (a test
+/// pausing between reads must not make the agent drop the session), quick reconnects. `extra`
+/// flags come last and win over these.
+pub fn test_config(backend_url: &str, name: &str, cache: &str, extra: &[&str]) -> Config {
     let mut args = vec![
         "--config-file",
         "",
@@ -41,7 +43,6 @@ pub fn api_config(backend_url: &str, name: &str, cache: &str, extra: &[&str]) ->
         "0",
         "--socket-port",
         "0",
-        "--statsd-disable",
         "--keepalive-interval",
         "1",
         "--backend-heartbeat-interval",
@@ -55,6 +56,13 @@ pub fn api_config(backend_url: &str, name: &str, cache: &str, extra: &[&str]) ->
     ];
     args.extend_from_slice(extra);
     Config::from_args(args, &HashMap::new()).unwrap()
+}
+
+/// A config for the local-API tests: [`test_config`] with StatsD off.
+pub fn api_config(backend_url: &str, name: &str, cache: &str, extra: &[&str]) -> Config {
+    let mut args = vec!["--statsd-disable"];
+    args.extend_from_slice(extra);
+    test_config(backend_url, name, cache, &args)
 }
 
 pub fn spawn(agent: Agent) -> (CancellationToken, JoinHandle<()>) {

@@ -1,6 +1,5 @@
 //! The running agent against the scripted backend of `backend.rs`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use agent::{Agent, CancellationToken, Config};
@@ -14,52 +13,19 @@ use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::backend::{Backend, STEP};
+use crate::support::spawn;
 
 fn config(backend: &Backend, name: &str, extra: &[&str]) -> Config {
-    let url = backend.url();
-    // Each agent its own outbox; the local APIs on free ports.
-    let cache = crate::support::cache_dir();
     let mut args = vec![
-        "--config-file",
-        "",
-        "--backend-url",
-        &url,
-        "--cache-dir",
-        &cache,
-        "--api-port",
-        "0",
-        "--socket-port",
-        "0",
-        "--name",
-        name,
         "--subscriptions",
         "linux",
         "--password",
         "s3cret-pw",
-        "--keepalive-interval",
-        "1",
         "--keepalive-warning-timeout",
         "5",
-        // Pings every second; a generous timeout, so that a test pausing between reads does
-        // not make the agent drop the session (the heartbeat test sets its own).
-        "--backend-heartbeat-interval",
-        "1",
-        "--backend-heartbeat-timeout",
-        "60",
-        "--retry-min",
-        "10ms",
-        "--retry-max",
-        "100ms",
     ];
     args.extend_from_slice(extra);
-    Config::from_args(args, &HashMap::new()).unwrap()
-}
-
-fn spawn(agent: Agent) -> (CancellationToken, JoinHandle<()>) {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    let handle = tokio::spawn(async move { agent.run(t).await.unwrap() });
-    (token, handle)
+    crate::support::test_config(&backend.url(), name, &crate::support::cache_dir(), &args)
 }
 
 fn entity_config(name: &str, subscriptions: &[&str]) -> wire::Message {
