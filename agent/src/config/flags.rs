@@ -118,6 +118,9 @@ pub const FLAGS: &[FlagDef] = &[
         "UDP port of the StatsD listener"),
     flag("statsd-flush-interval", Scalar, "10",
         "Seconds between StatsD flushes (0 means 10)"),
+    flag("statsd-percentiles", List, "90",
+        "Timer percentiles reported at each StatsD flush, each in (0, 100] (a Picket \
+         extension; Sensu always reports the 90th)"),
     flag("statsd-event-handlers", List, "",
         "Handlers of StatsD metric events"),
     flag("statsd-disable", Bool, "false",

@@ -147,6 +147,8 @@ pub struct StatsdConfig {
     pub port: u16,
     pub flush_interval: Duration,
     pub event_handlers: Vec<String>,
+    /// Timer percentiles, each in (0, 100].
+    pub percentiles: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

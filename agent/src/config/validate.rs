@@ -77,6 +77,28 @@ impl<'a> Validator<'a> {
         })
     }
 
+    /// A list of percentiles, each in (0, 100], without repeats (a repeat would name the same
+    /// points twice in one flush).
+    fn percentiles(&mut self, key: &str) -> Vec<f64> {
+        let mut out: Vec<f64> = Vec::new();
+        for item in self.list(key) {
+            match item.parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => {
+                    if out.contains(&p) {
+                        self.fail(key, format!("percentile {item} is listed twice"));
+                    } else {
+                        out.push(p);
+                    }
+                }
+                _ => self.fail(
+                    key,
+                    format!("expected percentiles in (0, 100], got {item:?}"),
+                ),
+            }
+        }
+        out
+    }
+
     fn duration(&mut self, key: &str) -> Option<Duration> {
         self.parsed(key, parse_go_duration)
     }
@@ -262,6 +284,7 @@ pub(super) fn validate(
         // Sensu: a zero flush interval means the default.
         flush_interval: Duration::from_secs(if flush == 0 { 10 } else { flush.into() }),
         event_handlers: v.names("statsd-event-handlers", validate_name),
+        percentiles: v.percentiles("statsd-percentiles"),
     };
     for key in ["api-host", "socket-host", "statsd-metrics-host"] {
         if v.string(key).is_empty() {

@@ -108,6 +108,7 @@ const PENDING_FLUSHES: usize = 2;
 pub struct Server {
     state: State,
     flush_interval: Duration,
+    percentiles: Vec<f64>,
     stats: Arc<Stats>,
 }
 
@@ -169,6 +170,7 @@ impl Server {
         Server {
             state,
             flush_interval: config.flush_interval,
+            percentiles: config.percentiles.clone(),
             stats: Arc::default(),
         }
     }
@@ -214,12 +216,14 @@ impl Server {
         let aggregator = Aggregator::new(AggregatorConfig {
             flush_interval: self.flush_interval,
             max_series: MAX_SERIES,
+            percentiles: self.percentiles.clone(),
             ..Default::default()
         });
         let aggregator = match aggregator {
             Ok(a) => a,
             Err(e) => {
-                // Only a zero interval can fail, and the configuration turns 0 into 10 s.
+                // The configuration turns a zero interval into 10 s and checks percentiles, so
+                // this is a bug if it happens.
                 error!(error = %e, "Invalid StatsD configuration; running without it");
                 return None;
             }

@@ -18,6 +18,7 @@ fn config(port: u16, flush: Duration) -> StatsdConfig {
         port,
         flush_interval: flush,
         event_handlers: vec!["influx".into()],
+        percentiles: vec![90.0],
     }
 }
 
@@ -227,6 +228,42 @@ async fn datagrams_become_one_event_per_interval() {
         .unwrap();
     // The socket is closed: the port can be bound again.
     std::net::UdpSocket::bind(addr).unwrap();
+}
+
+#[tokio::test]
+async fn configured_percentiles_name_the_timer_points() {
+    let server = Server::bind(&StatsdConfig {
+        percentiles: vec![50.0, 99.9],
+        ..config(0, Duration::from_millis(300))
+    });
+    let addr = server.local_addr().unwrap();
+    let outbox = Outbox::new(10);
+    let stop = CancellationToken::new();
+    let task = server.spawn(sink(&outbox), stop.clone()).unwrap();
+
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client
+        .send_to(b"t:10|ms\nt:20|ms\nt:30|ms\nt:40|ms", addr)
+        .await
+        .unwrap();
+    let event = next_event(&outbox).await;
+    let got: Vec<(String, f64)> = values(&event)
+        .into_iter()
+        .filter(|(name, _)| name.contains("percentile_upper"))
+        .collect();
+    // 50th of four values: the lowest two, upper 20; 99.9th: all four, upper 40.
+    assert_eq!(
+        got,
+        [
+            ("t.percentile_upper_50".to_string(), 20.0),
+            ("t.percentile_upper_99_9".to_string(), 40.0),
+        ]
+    );
+    stop.cancel();
+    timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]

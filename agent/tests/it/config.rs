@@ -207,6 +207,19 @@ fn validation_collects_every_problem() {
 }
 
 #[test]
+fn statsd_percentiles() {
+    let none = HashMap::new();
+    assert_eq!(parse(&[], &none).unwrap().statsd.percentiles, [90.0]);
+    let cfg = parse(&["--statsd-percentiles", "50,99.9,100"], &none).unwrap();
+    assert_eq!(cfg.statsd.percentiles, [50.0, 99.9, 100.0]);
+    for bad in ["0", "101", "x", "90,90", "-5"] {
+        let flag = format!("--statsd-percentiles={bad}");
+        let err = parse(&[flag.as_str()], &none).unwrap_err();
+        assert_eq!(err.keys(), ["statsd-percentiles"], "{bad}: {err}");
+    }
+}
+
+#[test]
 fn keepalive_timeout_rules() {
     // (interval, warning, critical, valid?)
     let cases = [
