@@ -8,7 +8,9 @@
 //!   (in-process backend; `bench-scheduler`);
 //! - [`events_throughput`]: check results per second (and per CPU-second) through eventd on
 //!   the file-backed embedded store (`bench-events`);
-//! - [`stats`]: percentile summaries and the process's CPU time.
+//! - [`statsd_throughput`]: the agent's StatsD listener beside the Etsy `statsd` daemon, fed
+//!   by one `sendmmsg` generator at rising rates (`bench-statsd`);
+//! - [`stats`]: percentile summaries and CPU time (this process's or a child's).
 //!
 //! Everything here talks to loopback addresses given to it and stops by itself.
 
@@ -17,6 +19,7 @@ pub mod harness;
 pub mod loadgen;
 pub mod scheduler_jitter;
 pub mod stats;
+pub mod statsd_throughput;
 
 use std::time::Duration;
 

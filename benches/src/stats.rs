@@ -61,10 +61,19 @@ const USER_HZ: u64 = 100;
 /// CPU time (user + system) this process has used so far, all threads included, exited ones
 /// too. Resolution 10 ms: measure runs of seconds, not microseconds.
 pub fn process_cpu_time() -> io::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    cpu_time_of("self")
+}
+
+/// CPU time (user + system) of another process, all its threads included.
+pub fn child_cpu_time(pid: u32) -> io::Result<Duration> {
+    cpu_time_of(&pid.to_string())
+}
+
+fn cpu_time_of(proc_dir: &str) -> io::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{proc_dir}/stat"))?;
     parse_cpu_ticks(&stat)
         .map(|ticks| Duration::from_millis(ticks * 1000 / USER_HZ))
-        .ok_or_else(|| io::Error::other("unexpected /proc/self/stat format"))
+        .ok_or_else(|| io::Error::other(format!("unexpected /proc/{proc_dir}/stat format")))
 }
 
 /// utime + stime (fields 14 and 15) of a /proc/<pid>/stat line. The command name (field 2)

@@ -1,0 +1,377 @@
+//! StatsD throughput: the agent's listener beside the reference Etsy `statsd` daemon (npm
+//! package `statsd` 0.9), fed the same traffic by the same generator.
+//!
+//! The generator is one thread sending with `sendmmsg` (64 datagrams per call) on a
+//! connected UDP socket, paced to a target rate of datagrams per second. Each step sends for a
+//! fixed time, then waits two flush intervals so that the daemon has counted everything it
+//! received; loss is `1 - received / sent` in metrics. What each daemon counts:
+//! - Picket: `picket_agent_statsd_metrics_total` of the agent's `/metrics` (updated at every flush);
+//! - Etsy: its own `statsd.metrics_received` counter, written per flush to a file by a
+//!   ten-line backend module this benchmark hands it ([`ETSY_COUNT_BACKEND`]).
+//!
+//! CPU time is the receiving process's user + system time over the step (all its threads).
+//! Rates rise until loss passes the threshold twice in a row or the generator cannot keep up.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, sendmmsg};
+
+use crate::harness::free_port;
+use crate::stats::child_cpu_time;
+
+/// Datagrams per `sendmmsg` call.
+const BATCH: usize = 64;
+/// Flush interval given to both daemons.
+const FLUSH: Duration = Duration::from_secs(1);
+
+/// The Etsy daemon's flush hook: appends what the daemon received in each interval.
+pub const ETSY_COUNT_BACKEND: &str = r#"// Written by Picket's bench-statsd: per flush, the metrics and packets received.
+const fs = require('fs');
+exports.init = function (startupTime, config, events) {
+  events.on('flush', function (ts, metrics) {
+    const c = metrics.counters;
+    const line = JSON.stringify({
+      metrics: c['statsd.metrics_received'] || 0,
+      packets: c['statsd.packets_received'] || 0,
+      bad: c['statsd.bad_lines_seen'] || 0,
+    });
+    fs.appendFileSync(config.picketCountFile, line + '\n');
+  });
+  return true;
+};
+"#;
+
+/// The traffic: `metrics_per_datagram` lines per datagram, cycling through counters, gauges,
+/// timers and sets over a few hundred series (what a busy application sends).
+pub fn payloads(metrics_per_datagram: usize, distinct: usize) -> Vec<Vec<u8>> {
+    let mut line = 0usize;
+    (0..distinct)
+        .map(|_| {
+            let mut datagram = Vec::new();
+            for i in 0..metrics_per_datagram {
+                if i > 0 {
+                    datagram.push(b'\n');
+                }
+                let series = line % 250;
+                let text = match line % 4 {
+                    0 => format!("app.req.{series}:1|c"),
+                    1 => format!("app.queue.{series}:{}|g", line % 97),
+                    2 => format!("app.latency.{series}:{}|ms|@0.5", line % 1000),
+                    _ => format!("app.users.{series}:u{}|s", line % 31),
+                };
+                datagram.extend_from_slice(text.as_bytes());
+                line += 1;
+            }
+            datagram
+        })
+        .collect()
+}
+
+/// A daemon under test.
+pub enum Receiver {
+    Picket {
+        child: Child,
+        api_port: u16,
+        _cache: tempfile::TempDir,
+    },
+    Etsy {
+        child: Child,
+        counts: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Receiver {
+    /// `picket-agent` with only its StatsD listener and HTTP API in use. Its backend URL
+    /// points at a closed loopback port: the agent keeps retrying in the background (a few
+    /// connection attempts a minute), which costs nothing measurable.
+    pub fn picket(agent: &Path, port: u16) -> Result<Receiver> {
+        let api_port = free_port()?;
+        let dead_backend = free_port()?;
+        let cache = tempfile::tempdir()?;
+        let child = Command::new(agent)
+            .args(["start", "--name", "bench-statsd", "--log-level", "error"])
+            .args(["--backend-url", &format!("ws://127.0.0.1:{dead_backend}")])
+            .args(["--statsd-metrics-port", &port.to_string()])
+            .args(["--statsd-flush-interval", &FLUSH.as_secs().to_string()])
+            .args(["--api-port", &api_port.to_string(), "--disable-sockets"])
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", agent.display()))?;
+        let receiver = Receiver::Picket {
+            child,
+            api_port,
+            _cache: cache,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while receiver.received().is_err() {
+            if Instant::now() > deadline {
+                bail!("picket-agent's API did not answer on port {api_port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(receiver)
+    }
+
+    /// `node stats.js` of the npm package, with its UDP server on `port`.
+    pub fn etsy(statsd_dir: &Path, port: u16) -> Result<Receiver> {
+        let dir = tempfile::tempdir()?;
+        let backend = dir.path().join("picket-count.js");
+        let counts = dir.path().join("counts.jsonl");
+        std::fs::write(&backend, ETSY_COUNT_BACKEND)?;
+        std::fs::write(&counts, "")?;
+        let config = serde_json::json!({
+            "address": "127.0.0.1",
+            "port": port,
+            "mgmt_address": "127.0.0.1",
+            "mgmt_port": free_port()?,
+            "flushInterval": FLUSH.as_millis() as u64,
+            "backends": [backend],
+            "picketCountFile": counts,
+        });
+        let config_path = dir.path().join("config.js");
+        std::fs::write(&config_path, format!("({config})"))?;
+        let child = Command::new("node")
+            .arg(statsd_dir.join("stats.js"))
+            .arg(&config_path)
+            .current_dir(statsd_dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start node (the Etsy statsd daemon needs Node.js)")?;
+        let receiver = Receiver::Etsy {
+            child,
+            counts,
+            _dir: dir,
+        };
+        // Ready once it has flushed at least once.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let flushed = std::fs::metadata(receiver.counts_path())?.len() > 0;
+            if flushed {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the Etsy statsd daemon did not flush within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(receiver)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Receiver::Picket { .. } => "picket-agent",
+            Receiver::Etsy { .. } => "etsy statsd 0.9",
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Receiver::Picket { child, .. } | Receiver::Etsy { child, .. } => child.id(),
+        }
+    }
+
+    fn counts_path(&self) -> &Path {
+        match self {
+            Receiver::Etsy { counts, .. } => counts,
+            Receiver::Picket { .. } => unreachable!("only the Etsy daemon writes counts"),
+        }
+    }
+
+    /// Metrics received since start, as of the daemon's last flush.
+    pub fn received(&self) -> Result<u64> {
+        match self {
+            Receiver::Picket { api_port, .. } => {
+                let body = ureq::get(&format!("http://127.0.0.1:{api_port}/metrics"))
+                    .call()?
+                    .into_body()
+                    .read_to_string()?;
+                prometheus_value(&body, "picket_agent_statsd_metrics_total")
+                    .context("no picket_agent_statsd_metrics_total in the agent's /metrics")
+            }
+            Receiver::Etsy { counts, .. } => {
+                let file = std::fs::File::open(counts)?;
+                let mut total = 0;
+                for line in BufReader::new(file).lines() {
+                    let value: serde_json::Value = serde_json::from_str(&line?)?;
+                    total += value["metrics"].as_u64().unwrap_or(0);
+                }
+                Ok(total)
+            }
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let child = match self {
+            Receiver::Picket { child, .. } | Receiver::Etsy { child, .. } => child,
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A sample's value from Prometheus text (no labels).
+fn prometheus_value(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix(' ')?;
+        rest.trim().parse::<f64>().ok().map(|v| v as u64)
+    })
+}
+
+/// One rate step's outcome.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub target_datagrams_per_second: f64,
+    pub sent_datagrams: u64,
+    pub sent_metrics: u64,
+    pub received_metrics: u64,
+    pub send_seconds: f64,
+    pub receiver_cpu: Duration,
+}
+
+impl Step {
+    pub fn loss(&self) -> f64 {
+        if self.sent_metrics == 0 {
+            return 0.0;
+        }
+        1.0 - self.received_metrics.min(self.sent_metrics) as f64 / self.sent_metrics as f64
+    }
+
+    pub fn sent_metrics_per_second(&self) -> f64 {
+        self.sent_metrics as f64 / self.send_seconds
+    }
+
+    /// Receiver CPU seconds per million metrics received.
+    pub fn cpu_per_million(&self) -> f64 {
+        if self.received_metrics == 0 {
+            return f64::NAN;
+        }
+        self.receiver_cpu.as_secs_f64() * 1e6 / self.received_metrics as f64
+    }
+}
+
+/// Send `payloads` round-robin to `port` at `rate` datagrams/s for `duration`.
+/// Returns (datagrams sent, metrics sent, seconds taken).
+pub fn generate(
+    port: u16,
+    payloads: &[Vec<u8>],
+    metrics_per_datagram: usize,
+    rate: f64,
+    duration: Duration,
+) -> Result<(u64, u64, f64)> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    socket.connect(("127.0.0.1", port))?;
+    let fd = socket.as_raw_fd();
+    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+    let addresses: [Option<SockaddrIn>; BATCH] = [None; BATCH];
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    let mut next = 0usize;
+    loop {
+        let elapsed = start.elapsed();
+        if elapsed >= duration {
+            break;
+        }
+        let due = (rate * elapsed.as_secs_f64()) as u64;
+        if sent >= due {
+            std::thread::sleep(Duration::from_micros(50));
+            continue;
+        }
+        let n = ((due - sent) as usize).min(BATCH);
+        let slices: Vec<[std::io::IoSlice<'_>; 1]> = (0..n)
+            .map(|i| {
+                [std::io::IoSlice::new(
+                    &payloads[(next + i) % payloads.len()],
+                )]
+            })
+            .collect();
+        match sendmmsg(
+            fd,
+            &mut headers,
+            &slices,
+            &addresses[..n],
+            [],
+            MsgFlags::empty(),
+        ) {
+            Ok(results) => {
+                let done = results.count();
+                sent += done as u64;
+                next = (next + done) % payloads.len();
+            }
+            // The receiver is not listening (yet, or any more): counted as sent and lost.
+            Err(nix::errno::Errno::ECONNREFUSED) => {}
+            Err(e) => bail!("sendmmsg: {e}"),
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((sent, sent * metrics_per_datagram as u64, seconds))
+}
+
+/// One rate step against a running receiver.
+pub fn step(
+    receiver: &Receiver,
+    port: u16,
+    payloads: &[Vec<u8>],
+    metrics_per_datagram: usize,
+    rate: f64,
+    duration: Duration,
+) -> Result<Step> {
+    let received_before = receiver.received()?;
+    let cpu_before = child_cpu_time(receiver.pid())?;
+    let (datagrams, metrics, seconds) =
+        generate(port, payloads, metrics_per_datagram, rate, duration)?;
+    // Two flushes: whatever arrived is counted by then.
+    std::thread::sleep(FLUSH * 2 + Duration::from_millis(300));
+    let cpu = child_cpu_time(receiver.pid())?.saturating_sub(cpu_before);
+    let received = receiver.received()? - received_before;
+    Ok(Step {
+        target_datagrams_per_second: rate,
+        sent_datagrams: datagrams,
+        sent_metrics: metrics,
+        received_metrics: received,
+        send_seconds: seconds,
+        receiver_cpu: cpu,
+    })
+}
+
+/// Where the Etsy daemon is installed (the directory holding `stats.js`).
+pub fn etsy_dir(install_root: &Path) -> PathBuf {
+    install_root.join("node_modules/statsd")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_shapes() {
+        let one = payloads(1, 8);
+        assert_eq!(one.len(), 8);
+        assert!(one.iter().all(|d| !d.contains(&b'\n')));
+        let twenty = payloads(20, 4);
+        for d in &twenty {
+            let lines: Vec<&[u8]> = d.split(|&b| b == b'\n').collect();
+            assert_eq!(lines.len(), 20);
+            for line in lines {
+                statsd::parse_line(line).expect("every generated line is valid StatsD");
+            }
+        }
+    }
+
+    #[test]
+    fn reads_a_prometheus_sample() {
+        let text = "# TYPE statsd_metrics_total counter\nstatsd_metrics_total 1234\nx 1\n";
+        assert_eq!(prometheus_value(text, "statsd_metrics_total"), Some(1234));
+        assert_eq!(prometheus_value(text, "statsd_metrics"), None);
+    }
+}
