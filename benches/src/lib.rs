@@ -8,6 +8,8 @@
 //!   (in-process backend; `bench-scheduler`);
 //! - [`events_throughput`]: check results per second (and per CPU-second) through eventd on
 //!   the file-backed embedded store (`bench-events`);
+//! - [`pipeline_throughput`]: events per second through two JavaScript filters, the json
+//!   mutator and a tcp handler, and filter evaluations per second (`bench-pipeline`);
 //! - [`stats`]: percentile summaries and the process's CPU time.
 //!
 //! Everything here talks to loopback addresses given to it and stops by itself.
@@ -15,6 +17,7 @@
 pub mod events_throughput;
 pub mod harness;
 pub mod loadgen;
+pub mod pipeline_throughput;
 pub mod scheduler_jitter;
 pub mod stats;
 
