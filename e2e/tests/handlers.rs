@@ -1119,3 +1119,71 @@ fn check_http_failure_and_resolution_pass_the_occurrence_filter_once_each() {
     );
     assert!(metric(&c, "picket_pipeline_workflows_filtered_total") >= 5);
 }
+
+#[test]
+fn filters_that_throw_or_spin_are_skipped_and_counted() {
+    let c = start_cluster();
+    let receiver = Receiver::start();
+    let hook_url = receiver.url("/hook");
+    for (name, expression) in [
+        // A TypeError at run time: `nope` is undefined.
+        ("throws", "event.check.nope.deeper == 1"),
+        // Stopped by the evaluation time limit; the backend goes on.
+        ("spins", "(function () { while (true) {} })()"),
+    ] {
+        put(
+            &c,
+            &format!("filters/{name}"),
+            json!({"metadata": meta(name), "action": "allow", "expressions": [expression]}),
+        );
+    }
+    put(
+        &c,
+        "handlers/webhook",
+        handler(
+            "webhook",
+            "picket-handler-webhook",
+            &["--url", hook_url.as_str()],
+            &["throws", "spins"],
+            &[],
+        ),
+    );
+    // Until pipelined's cache has the new filters they are "not found" and skipped: post
+    // until the errors show, each event delivered before the next.
+    let errors = || metric(&c, "picket_pipeline_filter_errors_total");
+    let start = errors();
+    let mut posted = 0;
+    let delivered = |n: usize| {
+        eventually("the event delivered", Duration::from_secs(20), || {
+            (receiver.requests("/hook").len() >= n).then_some(())
+        })
+    };
+    wait_for(&c, "the filters in pipelined's cache", || {
+        post_result(&c, "app-9", "queue", 2, &["webhook"]);
+        posted += 1;
+        delivered(posted);
+        (errors() > start).then_some(())
+    });
+    // /metrics copies the pipeline's counters every second: read it once it holds still
+    // across a copy, so the warm-up events are all in it.
+    let before = loop {
+        let seen = errors();
+        std::thread::sleep(Duration::from_millis(1300));
+        if errors() == seen {
+            break seen;
+        }
+    };
+    // One more event: both filters fail on it, both are skipped, the handler still runs.
+    post_result(&c, "app-9", "queue", 2, &["webhook"]);
+    delivered(posted + 1);
+    let counted = eventually("the errors counted", Duration::from_secs(10), || {
+        let n = errors() - before;
+        (n >= 2).then_some(n)
+    });
+    assert_eq!(counted, 2);
+    let got = receiver.requests("/hook").pop().unwrap();
+    // Without a template the handler sends the event JSON as it received it.
+    let event = got.json();
+    assert_eq!(event["entity"]["metadata"]["name"], "app-9");
+    assert_eq!(event["check"]["status"], 2);
+}
