@@ -222,7 +222,16 @@ impl Session {
                 return Err(Error::Smtp("reply line too long".into()));
             }
             let mut chunk = [0u8; 2048];
-            let n = self.stream()?.read(&mut chunk).map_err(Error::SmtpIo)?;
+            let n = self
+                .stream()?
+                .read(&mut chunk)
+                .map_err(|e| match e.kind() {
+                    // A read timeout surfaces as WouldBlock on Unix: say what it means.
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                        Error::Smtp("no answer from the server within the timeout".into())
+                    }
+                    _ => Error::SmtpIo(e),
+                })?;
             if n == 0 {
                 return Err(Error::Smtp("the server closed the connection".into()));
             }
