@@ -8,6 +8,8 @@
 //!   (in-process backend; `bench-scheduler`);
 //! - [`events_throughput`]: check results per second (and per CPU-second) through eventd on
 //!   the file-backed embedded store (`bench-events`);
+//! - [`pipeline_throughput`]: events per second through two JavaScript filters, the json
+//!   mutator and a tcp handler, and filter evaluations per second (`bench-pipeline`);
 //! - [`statsd_throughput`]: the agent's StatsD listener beside the Etsy `statsd` daemon, fed
 //!   by one `sendmmsg` generator at rising rates (`bench-statsd`);
 //! - [`stats`]: percentile summaries and CPU time (this process's or a child's).
@@ -17,6 +19,7 @@
 pub mod events_throughput;
 pub mod harness;
 pub mod loadgen;
+pub mod pipeline_throughput;
 pub mod scheduler_jitter;
 pub mod stats;
 pub mod statsd_throughput;
