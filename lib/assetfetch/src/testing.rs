@@ -375,3 +375,56 @@ fn put(field: &mut [u8], value: &[u8]) {
     let n = value.len().min(field.len());
     field[..n].copy_from_slice(&value[..n]);
 }
+
+/// A gzip-compressed asset holding `exe` as `bin/<name>` and the shared libraries `ldd` lists
+/// for it in `lib/`, except glibc's own (the loader, libc, libm, ...: they must match the
+/// host's loader, and every Linux host has them).
+pub fn executable_asset(exe: &Path) -> Vec<u8> {
+    let name = exe
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .into_owned();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |archive_path: String, file: &Path| {
+        let data = std::fs::read(file).expect("read file for the asset");
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut h, archive_path, &data[..])
+            .expect("append");
+    };
+    add(format!("bin/{name}"), exe);
+    let ldd = std::process::Command::new("ldd")
+        .arg(exe)
+        .output()
+        .expect("run ldd");
+    const GLIBC: &[&str] = &[
+        "linux-vdso",
+        "ld-linux",
+        "libc.so",
+        "libm.so",
+        "libdl.so",
+        "libpthread.so",
+        "librt.so",
+    ];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let Some((lib, rest)) = line.trim().split_once(" => ") else {
+            continue;
+        };
+        if GLIBC.iter().any(|g| lib.starts_with(g)) {
+            continue;
+        }
+        let Some(path) = rest
+            .split_whitespace()
+            .next()
+            .filter(|p| p.starts_with('/'))
+        else {
+            continue;
+        };
+        add(format!("lib/{lib}"), Path::new(path));
+    }
+    gzip(&builder.into_inner().expect("tar"))
+}
