@@ -480,3 +480,59 @@ fn links_inside_and_modes_are_kept_but_setuid_is_not() {
     assert_eq!(mode("lib/libfoo.so.1"), 0o755);
     assert_eq!(mode("README"), 0o644);
 }
+
+#[tokio::test]
+async fn packaging_build_asset_makes_an_archive_the_cache_installs() {
+    use std::os::unix::fs::PermissionsExt;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/build-asset");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    std::fs::create_dir_all(src.join("lib")).unwrap();
+    std::fs::write(src.join("bin/tool"), b"#!/bin/sh\necho tool\n").unwrap();
+    std::fs::set_permissions(src.join("bin/tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(src.join("lib/libtool.so.1"), b"lib").unwrap();
+    std::os::unix::fs::symlink("libtool.so.1", src.join("lib/libtool.so")).unwrap();
+    let out = tmp.path().join("tool.tar.gz");
+    let run = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&src)
+        .arg(&out)
+        .args(["tool", "https://assets.example/tool.tar.gz"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let printed = String::from_utf8(run.stdout).unwrap().trim().to_string();
+    let body = std::fs::read(&out).unwrap();
+    assert_eq!(printed, sha512_hex(&body));
+    let yaml = std::fs::read_to_string(tmp.path().join("tool.tar.gz.yml")).unwrap();
+    assert!(yaml.contains(&format!("sha512: {printed}")), "{yaml}");
+
+    let server = FileServer::start();
+    server.serve("/tool.tar.gz", body.clone());
+    let cache = open(&tmp.path().join("cache"));
+    let dir = cache
+        .install(&source(&server, "/tool.tar.gz", &body))
+        .await
+        .unwrap();
+    let ran = std::process::Command::new(dir.join("bin/tool"))
+        .output()
+        .unwrap();
+    assert_eq!(ran.stdout, b"tool\n");
+    assert_eq!(std::fs::read(dir.join("lib/libtool.so")).unwrap(), b"lib");
+
+    // A link leaving the directory is refused by the script, as the agent would refuse it.
+    std::os::unix::fs::symlink("../../etc/passwd", src.join("bin/escape")).unwrap();
+    let run = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&src)
+        .arg(tmp.path().join("bad.tar.gz"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("points outside"));
+}
