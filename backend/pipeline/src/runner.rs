@@ -294,7 +294,7 @@ async fn with_asset_env<T: HasAssets + Clone>(
     };
     let mut env = assets.environment(&catalog.assets, wanted).await?;
     let mut def = def.clone();
-    env.extend(def.env_vars_mut().drain(..));
+    env.append(def.env_vars_mut());
     *def.env_vars_mut() = env;
     Ok(Some(def))
 }
