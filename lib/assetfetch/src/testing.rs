@@ -83,6 +83,8 @@ struct Route {
     body: Vec<u8>,
     /// Announce the whole length, send this many bytes, then close.
     cut_at: Option<usize>,
+    /// Answer 302 to this location instead.
+    redirect: Option<String>,
 }
 
 #[derive(Default)]
@@ -160,9 +162,14 @@ impl FileServer {
     }
 
     pub fn serve(&self, path: &str, body: Vec<u8>) {
-        self.state()
-            .routes
-            .insert(path.into(), Route { body, cut_at: None });
+        self.state().routes.insert(
+            path.into(),
+            Route {
+                body,
+                cut_at: None,
+                redirect: None,
+            },
+        );
     }
 
     /// Serve `body` with its full `Content-Length` but close the connection after `cut_at`
@@ -173,6 +180,19 @@ impl FileServer {
             Route {
                 body,
                 cut_at: Some(cut_at),
+                redirect: None,
+            },
+        );
+    }
+
+    /// Answer requests for `path` with a 302 to `location` (a path on this server or a URL).
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.state().routes.insert(
+            path.into(),
+            Route {
+                body: Vec::new(),
+                cut_at: None,
+                redirect: Some(location.into()),
             },
         );
     }
@@ -248,6 +268,15 @@ fn serve(mut stream: impl Read + Write, shared: &(Mutex<State>, Condvar)) -> std
             stream.write_all(
                 b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
             )?;
+        }
+        Some(Route {
+            redirect: Some(location),
+            ..
+        }) => {
+            let head = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes())?;
         }
         Some(r) => {
             let head = format!(

@@ -536,3 +536,25 @@ async fn packaging_build_asset_makes_an_archive_the_cache_installs() {
     assert_eq!(run.status.code(), Some(65));
     assert!(String::from_utf8_lossy(&run.stderr).contains("points outside"));
 }
+
+#[tokio::test]
+async fn redirects_are_followed_up_to_a_bound() {
+    let server = FileServer::start();
+    let body = plugin_archive();
+    server.serve("/a.tar.gz", body.clone());
+    server.redirect("/moved.tar.gz", "/a.tar.gz");
+    server.redirect("/loop.tar.gz", "/loop.tar.gz");
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = open(tmp.path());
+    let mut src = source(&server, "/moved.tar.gz", &body);
+    cache.install(&src).await.expect("one redirect is followed");
+
+    src.url = server.url("/loop.tar.gz");
+    src.sha512 = sha512_hex(b"another asset");
+    let err = cache.install(&src).await.unwrap_err();
+    assert!(matches!(err, Error::Fetch { .. }), "{err}");
+    assert!(err.to_string().contains("redirect"), "{err}");
+    // The default bound: the first request and five redirects.
+    assert_eq!(server.hits("/loop.tar.gz"), 6);
+    assert_eq!(cache_contents(tmp.path()), vec![sha512_hex(&body)]);
+}
