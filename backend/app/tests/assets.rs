@@ -229,8 +229,8 @@ async fn a_handler_with_a_runtime_asset_runs_on_the_backend() {
         "runtime_assets": ["recorder"],
     });
     assert_eq!(post(&tb, "handlers", &handler).await.status, 201);
-    // Let pipelined's definition cache see them (it is invalidated by store watches).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No event has been handled in this namespace yet, so pipelined reads the definitions
+    // from the store for the first one.
 
     let event = json!({
         "entity": {"metadata": {"name": "web-1"}},

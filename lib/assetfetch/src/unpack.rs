@@ -208,7 +208,8 @@ fn unpack_tar(reader: impl Read, dest: &Path, limits: &Limits) -> Result<Unpacke
         };
         match kind {
             EntryType::Regular | EntryType::Continuous => {
-                let size = entry.header().size().map_err(corrupt)?;
+                // The entry's size, a pax `size` record included (the header may say 0).
+                let size = entry.size();
                 done.bytes = done.bytes.saturating_add(size);
                 if done.bytes > limits.max_bytes {
                     return Err(UnpackError::TooLarge {
