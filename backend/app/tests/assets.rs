@@ -1,5 +1,6 @@
 //! Assets on the backend: the REST resource, the build chosen per agent in check requests,
-//! and a handler whose runtime asset is fetched over HTTPS (test CA) and run by the backend.
+//! and a handler and a mutator whose runtime asset is fetched over HTTPS (test CA) and run by
+//! the backend.
 
 mod common;
 
@@ -185,17 +186,24 @@ async fn each_agent_receives_the_build_that_fits_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_handler_with_a_runtime_asset_runs_on_the_backend() {
+async fn a_handler_and_a_mutator_with_a_runtime_asset_run_on_the_backend() {
     let ca = TestCa::new();
     let server = FileServer::start_tls(&ca);
     let tmp = tempfile::tempdir().unwrap();
     let ca_file = tmp.path().join("ca.pem");
     ca.write_ca(&ca_file);
-    let recorder = tar_gz(&[(
-        "bin/record-event",
-        b"#!/bin/sh\ncat > \"$OUT/event.json\"\necho \"$RECORDER_PATH\" > \"$OUT/asset-path\"\n",
-        0o755,
-    )]);
+    let recorder = tar_gz(&[
+        (
+            "bin/record-event",
+            b"#!/bin/sh\ncat > \"$OUT/event.json\"\necho \"$RECORDER_PATH\" > \"$OUT/asset-path\"\n",
+            0o755,
+        ),
+        (
+            "bin/mark-event",
+            b"#!/bin/sh\nsed 's/DISK CRITICAL/DISK CRITICAL (marked by a mutator asset)/'\n",
+            0o755,
+        ),
+    ]);
     server.serve("/recorder-linux.tar.gz", recorder.clone());
     let cache_dir = tmp.path().join("cache");
     let cache = assetfetch::AssetCache::open(assetfetch::CacheConfig {
@@ -221,10 +229,17 @@ async fn a_handler_with_a_runtime_asset_runs_on_the_backend() {
     assert_eq!(post(&tb, "assets", &asset).await.status, 201);
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).unwrap();
+    let mutator = json!({
+        "metadata": meta("mark"),
+        "command": "mark-event",
+        "runtime_assets": ["recorder"],
+    });
+    assert_eq!(post(&tb, "mutators", &mutator).await.status, 201);
     let handler = json!({
         "metadata": meta("record"),
         "type": "pipe",
         "command": "record-event",
+        "mutator": "mark",
         "env_vars": [format!("OUT={}", out.display())],
         "runtime_assets": ["recorder"],
     });
@@ -245,7 +260,10 @@ async fn a_handler_with_a_runtime_asset_runs_on_the_backend() {
         serde_json::from_str::<Value>(&s).ok()
     })
     .await;
-    assert_eq!(recorded["check"]["output"], "DISK CRITICAL");
+    assert_eq!(
+        recorded["check"]["output"],
+        "DISK CRITICAL (marked by a mutator asset)"
+    );
     let asset_path = std::fs::read_to_string(out.join("asset-path")).unwrap();
     assert_eq!(Path::new(asset_path.trim()), cache_dir.join(&sha));
     assert_eq!(server.hits("/recorder-linux.tar.gz"), 1);
