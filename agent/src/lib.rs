@@ -13,8 +13,10 @@
 //! - [`reconnect`]: backoff with jitter and the backend URL rotation (seeded-RNG testable).
 //! - [`outbox`]: the durable, bounded, ordered queue of outgoing events in
 //!   `<cache-dir>/outbox/` (segment files, checksummed records, at-least-once delivery).
-//! - [`check`]: check requests → dedup, token substitution, execution (`sh -c`, own process
-//!   group, timeout), hooks → result events into the outbox.
+//! - [`check`]: check requests → dedup, token substitution, allow list, runtime assets,
+//!   execution (`sh -c`, own process group, timeout), hooks → result events into the outbox.
+//! - [`assets`]: runtime assets (`assetfetch` cache in `<cache-dir>/<sha512>/`, environment)
+//!   and the `--allow-list`.
 //! - [`statsd`]: the StatsD UDP listener; metrics-only events into the outbox every flush
 //!   interval (parsing and aggregation live in the `statsd` library crate).
 //! - [`api`]: the local HTTP API (`POST /events`, `/healthz`, `/version`, `/metrics`) on a
