@@ -132,8 +132,8 @@ pub struct StartFlags {
     pub dashboard_host: String,
     #[arg(long, default_value_t = 3000, help = format!("Dashboard port (deprecated in Sensu OSS) {LATER}"))]
     pub dashboard_port: u16,
-    /// Cache directory for the runtime assets of handlers and mutators [default:
-    /// <state-dir>/cache].
+    /// Cache directory for the runtime assets of handlers and mutators [default: cache/ in
+    /// the state directory].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     #[arg(long, help = format!("TLS certificate for the API and agent ports {LATER}"))]
