@@ -13,8 +13,10 @@
 //! - [`reconnect`]: backoff with jitter and the backend URL rotation (seeded-RNG testable).
 //! - [`outbox`]: the durable, bounded, ordered queue of outgoing events in
 //!   `<cache-dir>/outbox/` (segment files, checksummed records, at-least-once delivery).
-//! - [`check`]: check requests → dedup, token substitution, execution (`sh -c`, own process
-//!   group, timeout), hooks → result events into the outbox.
+//! - [`check`]: check requests → dedup, token substitution, allow list, runtime assets,
+//!   execution (`sh -c`, own process group, timeout), hooks → result events into the outbox.
+//! - [`assets`]: runtime assets (`assetfetch` cache in `<cache-dir>/<sha512>/`, environment)
+//!   and the `--allow-list`.
 //! - [`statsd`]: the StatsD UDP listener; metrics-only events into the outbox every flush
 //!   interval (parsing and aggregation live in the `statsd` library crate).
 //! - [`api`]: the local HTTP API (`POST /events`, `/healthz`, `/version`, `/metrics`) on a
@@ -31,10 +33,10 @@
 //! its own cache directory.
 //!
 //! Not implemented yet (their flags are accepted, validated and documented as such): TLS
-//! (`wss://`), runtime assets (a check that names some reports status 3 instead of running),
-//! the allow list and cloud provider detection.
+//! (`wss://`) and cloud provider detection.
 
 pub mod api;
+pub mod assets;
 pub mod check;
 pub mod config;
 pub mod entity;
@@ -74,6 +76,10 @@ pub enum AgentError {
     NoBackendUrl,
     #[error("cannot open the outbox: {0}")]
     Outbox(std::io::Error),
+    #[error("cannot open the asset cache: {0}")]
+    Assets(assetfetch::Error),
+    #[error(transparent)]
+    AllowList(#[from] assets::allow_list::AllowListError),
 }
 
 /// A configured agent, ready to [`run`](Agent::run).
@@ -86,6 +92,8 @@ pub struct Agent {
     api: api::Server,
     socket: socket::Server,
     stats: Arc<api::Stats>,
+    assets: assets::Assets,
+    allow_list: Option<Arc<assets::allow_list::AllowList>>,
 }
 
 /// The outbox's directory under `--cache-dir`.
@@ -108,6 +116,13 @@ impl Agent {
         let statsd = statsd::Server::bind(&config.statsd);
         let api = api::Server::bind(&config.api);
         let socket = socket::Server::bind(&config.socket);
+        // Opened here too: a bad CA file or allow list stops the agent at start-up, and work
+        // an earlier run left half done in the cache is cleared before any check runs.
+        let assets = assets::Assets::from_config(&config).map_err(AgentError::Assets)?;
+        let allow_list = match &config.allow_list {
+            Some(path) => Some(Arc::new(assets::allow_list::AllowList::load(path)?)),
+            None => None,
+        };
         Ok(Agent {
             config: Arc::new(config),
             outbox,
@@ -116,6 +131,8 @@ impl Agent {
             api,
             socket,
             stats: Arc::default(),
+            assets,
+            allow_list,
         })
     }
 
@@ -191,6 +208,8 @@ impl Agent {
             CheckEnv {
                 agent_name: config.name.clone(),
                 entity: entity_source(entity_config.clone(), facts_rx.clone()),
+                assets: self.assets.clone(),
+                allow_list: self.allow_list.clone(),
             },
             self.outbox.clone(),
             checks_stop,

@@ -223,7 +223,7 @@ pub async fn run_pipeline(config: &PipelineConfig) -> Result<PipelineReport> {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(event) = events.get(i) else { break };
-                process(event, &catalog, &counters).await;
+                process(event, &catalog, &counters, None).await;
             }
         });
     }

@@ -113,3 +113,31 @@ fn backend_store_depends_on_no_other_backend_crate() {
         "{deps:?}"
     );
 }
+
+#[test]
+fn assets_stay_small_and_picket_free() {
+    let g = graph();
+    let deps = closure(&g, "assetfetch");
+    let bad: Vec<_> = deps
+        .iter()
+        .filter(|d| {
+            d.starts_with("backend-")
+                || [
+                    "agent",
+                    "proto-spec",
+                    "jsexpr",
+                    "aws-lc-rs",
+                    "aws-lc-sys",
+                    "hyper",
+                    "reqwest",
+                    "native-tls",
+                    "openssl",
+                ]
+                .contains(&d.as_str())
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "lib/assetfetch knows no Picket crate and pulls no second TLS or HTTP stack, but depends on {bad:?}"
+    );
+}

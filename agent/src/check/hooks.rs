@@ -6,8 +6,9 @@ use proto_spec::v2::{CheckConfig, CheckRequest, Event, Hook, HookConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::execute::{Execution, execute};
+use super::execute::{Execution, execute, merge_env};
 use super::{tokens, unix_now};
+use crate::assets::Assets;
 
 /// Output kept per hook: several hooks share the event's 1 MiB frame with the check output.
 pub const MAX_HOOK_OUTPUT_BYTES: usize = 128 * 1024;
@@ -54,6 +55,7 @@ pub async fn run_hooks(
     status: u32,
     event: &Event,
     data: &Value,
+    assets: &Assets,
     cancel: &CancellationToken,
 ) -> Option<Vec<Hook>> {
     let names = hooks_for_status(config, status);
@@ -64,12 +66,26 @@ pub async fn run_hooks(
     let definitions = request.hooks.as_deref().unwrap_or_default();
     let mut results = Vec::with_capacity(names.len());
     for name in names {
+        // The hook's assets come with the request, per hook (`hook_assets`).
+        let wanted = definitions
+            .iter()
+            .find(|h| h.metadata.name == name)
+            .and_then(|h| h.runtime_assets.as_deref())
+            .unwrap_or_default();
+        let offered = request
+            .hook_assets
+            .as_ref()
+            .and_then(|m| m.get(name))
+            .and_then(|l| l.assets.as_deref())
+            .unwrap_or_default();
+        let asset_env = assets.environment(offered, wanted, data).await;
         let (reported, ex) = prepare(
             name,
             definitions,
             &config.metadata.namespace,
             data,
             &event_json,
+            asset_env,
         );
         let executed = unix_now();
         let outcome = execute(&ex, cancel).await;
@@ -98,6 +114,7 @@ fn prepare(
     namespace: &str,
     data: &Value,
     event_json: &[u8],
+    asset_env: Result<Vec<String>, String>,
 ) -> (HookConfig, Execution) {
     let Some(def) = definitions.iter().find(|h| h.metadata.name == name) else {
         let stand_in = HookConfig {
@@ -112,15 +129,16 @@ fn prepare(
     };
     let problem = if let Err(e) = def.validate() {
         Some(format!("hook {name:?} is invalid: {e}"))
-    } else if let Some(assets) = def.runtime_assets.as_deref().filter(|a| !a.is_empty()) {
-        // Runtime assets arrive with a later release (see the check module).
-        Some(format!(
-            "hook requires runtime assets ({}), which this agent cannot install yet",
-            assets.join(", ")
-        ))
+    } else if let Err(reason) = &asset_env {
+        Some(reason.clone())
     } else {
         match tokens::substitute_hook(def, data) {
-            Ok(substituted) => return (def.clone(), execution(&substituted, event_json)),
+            Ok(substituted) => {
+                let mut ex = execution(&substituted, event_json);
+                let asset_env = asset_env.unwrap_or_default();
+                ex.env = merge_env(|k| std::env::var_os(k), &[&asset_env]);
+                return (def.clone(), ex);
+            }
             Err(e) => Some(format!(
                 "hook {name:?}: error doing token substitution: {e}"
             )),
@@ -252,13 +270,13 @@ mod tests {
         };
         let defs = [good.clone(), no_timeout, bad_token.clone(), assets];
 
-        let (reported, ex) = prepare("good", &defs, "default", &data, b"{}");
+        let (reported, ex) = prepare("good", &defs, "default", &data, b"{}", Ok(Vec::new()));
         assert_eq!(reported, good);
         assert_eq!(ex.command, "echo web-1");
         assert_eq!(ex.stdin.as_deref(), Some(&b"{}"[..]));
         assert_eq!(ex.timeout, Some(std::time::Duration::from_secs(10)));
 
-        let (reported, ex) = prepare("missing", &defs, "default", &data, b"{}");
+        let (reported, ex) = prepare("missing", &defs, "default", &data, b"{}", Ok(Vec::new()));
         assert_eq!(reported.metadata, ObjectMeta::new("default", "missing"));
         assert_eq!(
             ex.command,
@@ -268,7 +286,7 @@ mod tests {
         assert_eq!(ex.timeout, Some(std::time::Duration::from_secs(5)));
         assert!(ex.stdin.is_none());
 
-        let (_, ex) = prepare("no-timeout", &defs, "default", &data, b"{}");
+        let (_, ex) = prepare("no-timeout", &defs, "default", &data, b"{}", Ok(Vec::new()));
         assert!(
             ex.command
                 .starts_with("echo 'hook no-timeout: hook \"no-timeout\" is invalid: "),
@@ -276,7 +294,7 @@ mod tests {
             ex.command
         );
 
-        let (reported, ex) = prepare("bad-token", &defs, "default", &data, b"{}");
+        let (reported, ex) = prepare("bad-token", &defs, "default", &data, b"{}", Ok(Vec::new()));
         // The report keeps the definition as written; the stand-in says what went wrong.
         assert_eq!(reported, bad_token);
         assert!(
@@ -286,11 +304,33 @@ mod tests {
             ex.command
         );
 
-        let (_, ex) = prepare("assets", &defs, "default", &data, b"{}");
+        let (_, ex) = prepare(
+            "assets",
+            &defs,
+            "default",
+            &data,
+            b"{}",
+            Err("error getting assets for check: rate limited".into()),
+        );
         assert!(
-            ex.command.contains("requires runtime assets (tool)"),
+            ex.command
+                .contains("hook assets: error getting assets for check: rate limited"),
             "{}",
             ex.command
         );
+        let (_, ex) = prepare(
+            "good",
+            &defs,
+            "default",
+            &data,
+            b"{}",
+            Ok(vec![
+                "PATH=/cache/abc/bin".into(),
+                "TOOL_PATH=/cache/abc".into(),
+            ]),
+        );
+        let path = ex.env.iter().find(|(k, _)| k == "PATH").unwrap();
+        assert!(path.1.starts_with("/cache/abc/bin"), "{path:?}");
+        assert!(ex.env.contains(&("TOOL_PATH".into(), "/cache/abc".into())));
     }
 }

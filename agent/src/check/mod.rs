@@ -13,10 +13,16 @@
 //!    whose output says why.
 //! 3. **Token substitution** ([`tokens`]) over every string of the definition, against the
 //!    agent's entity; failure → status 3, `error while substituting check tokens: ...`.
-//! 4. **Runtime assets** are not implemented yet (a later issue adds them): a check naming
-//!    `runtime_assets` gives a status 3 event saying so instead of running without them.
+//! 4. **Allow list** (`--allow-list`, [`crate::assets::allow_list`]): a command no entry allows
+//!    gives a status 3 event (or the `allow_list_on_deny_status` annotation's status).
+//!    **Runtime assets** ([`crate::assets`]): the request's assets are installed (downloaded,
+//!    verified, unpacked, cached) and their `bin/`, `lib/`, `include/` prefixed to `PATH`,
+//!    `LD_LIBRARY_PATH`, `CPATH`, with `<NAME>_PATH` set; a failure (fetch, digest, hostile
+//!    archive, rate limit, `--disable-assets`) gives a status 3 event with the reason, and
+//!    the next request tries again.
 //! 5. **Execution** ([`execute`]): `sh -c`, own process group, merged bounded output,
-//!    env = agent env + request secrets + check `env_vars`, stdin = event JSON if `stdin`,
+//!    env = agent env + asset env + request secrets + check `env_vars` (dropped when the
+//!    allow list entry has `enable_env: false`), stdin = event JSON if `stdin`,
 //!    timeout kills the whole group (status 2).
 //! 6. **Output metrics** ([`metrics`]): with `output_metric_format` set, the output's points
 //!    go into the event's `metrics` and `output_metric_thresholds` may raise the status.
@@ -34,8 +40,7 @@
 //! check name and counted ([`Outbox::dropped`]), so a long outage keeps the freshest
 //! results. Results are never dropped silently.
 //!
-//! Not implemented here yet: runtime assets (and `--disable-assets`), the allow list, and
-//! `max_output_size` (the backend's job).
+//! Not implemented here: `max_output_size` (the backend's job).
 
 pub mod execute;
 pub mod hooks;
@@ -54,6 +59,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::assets::Assets;
+use crate::assets::allow_list::{self, AllowList, Verdict};
 use crate::outbox::Outbox;
 use execute::{Execution, TEST_CHECK_COMMAND, UNKNOWN_STATUS, execute, merge_env};
 
@@ -78,6 +85,10 @@ pub struct CheckEnv {
     /// `processed_by` of every result.
     pub agent_name: String,
     pub entity: EntitySource,
+    /// Installs runtime assets (checks and hooks).
+    pub assets: Assets,
+    /// `--allow-list`; `None`: every command may run.
+    pub allow_list: Option<Arc<AllowList>>,
 }
 
 impl std::fmt::Debug for CheckEnv {
@@ -482,27 +493,48 @@ async fn run_check_counted(
         }
     };
 
-    // Runtime assets arrive with a later issue. Until then a check that needs them reports
-    // it instead of running without its executables.
-    if !config.runtime_assets().is_empty() {
-        let names = config.runtime_assets().join(", ");
-        return Some((
-            base.failure(
-                &config,
-                entity,
-                format!(
-                    "check requires runtime assets ({names}), which this agent cannot install yet"
-                ),
-            ),
-            false,
-        ));
+    // The allow list first: a denied command fetches no asset.
+    let candidates = env
+        .allow_list
+        .as_ref()
+        .map(|list| list.candidates(&config.command));
+    if candidates.as_ref().is_some_and(Vec::is_empty) {
+        return Some((denied(&base, &config, entity), false));
+    }
+
+    let offered = request.assets.as_deref().unwrap_or_default();
+    let asset_env = match env
+        .assets
+        .environment(offered, config.runtime_assets(), &data)
+        .await
+    {
+        Ok(e) => e,
+        Err(reason) => return Some((base.failure(&config, entity, reason), false)),
+    };
+
+    let mut env_vars = config.env_vars();
+    if let Some(candidates) = &candidates {
+        let merged = merge_env(
+            |k| std::env::var_os(k),
+            &[&asset_env, &request.secrets, env_vars],
+        );
+        let path = merged
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.into())
+            .or_else(|| std::env::var_os("PATH"));
+        match allow_list::verdict(candidates, path.as_ref()) {
+            Verdict::Denied => return Some((denied(&base, &config, entity), false)),
+            Verdict::Allowed { enable_env: false } => env_vars = &[],
+            Verdict::Allowed { enable_env: true } => {}
+        }
     }
 
     let mut event = base.event(&config, entity);
     let mut ex = Execution::new(config.command.clone()).with_timeout_secs(config.timeout);
     ex.env = merge_env(
         |k| std::env::var_os(k),
-        &[&request.secrets, config.env_vars()],
+        &[&asset_env, &request.secrets, env_vars],
     );
     ex.stdin = config
         .stdin
@@ -523,7 +555,16 @@ async fn run_check_counted(
     metrics::apply(&mut event, unix_now());
     let status = event.check.as_ref().map_or(outcome.status, |c| c.status);
 
-    let hooks = hooks::run_hooks(&request, &config, status, &event, &data, cancel).await?;
+    let hooks = hooks::run_hooks(
+        &request,
+        &config,
+        status,
+        &event,
+        &data,
+        &env.assets,
+        cancel,
+    )
+    .await?;
     let check = event.check.as_mut()?;
     check.hooks = hooks;
     if check.config.discard_output {
@@ -532,6 +573,21 @@ async fn run_check_counted(
     event.timestamp = unix_now();
     fit_to_frame(&mut event);
     Some((event, outcome.spawned))
+}
+
+/// The result of a check the allow list denies: status 3, or the check's
+/// `allow_list_on_deny_status` annotation.
+fn denied(base: &ResultBase<'_>, config: &CheckConfig, entity: Entity) -> Event {
+    let mut event = base.failure(config, entity, allow_list::DENIED_OUTPUT.to_string());
+    let status = config
+        .metadata
+        .annotations
+        .get(allow_list::DENY_STATUS_ANNOTATION)
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    if let (Some(status), Some(check)) = (status, event.check.as_mut()) {
+        check.status = status;
+    }
+    event
 }
 
 /// What every result event of one request shares.

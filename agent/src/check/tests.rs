@@ -271,6 +271,8 @@ fn check_env() -> CheckEnv {
     CheckEnv {
         agent_name: AGENT.into(),
         entity: Arc::new(move || entity.clone()),
+        assets: crate::assets::Assets::disabled(),
+        allow_list: None,
     }
 }
 
@@ -408,7 +410,7 @@ async fn failures_before_execution_are_status_3() {
         ),
         (
             with_assets,
-            "check requires runtime assets (check-disk, ruby-runtime), which this agent cannot install yet",
+            "runtime assets are disabled on this agent (--disable-assets); the command needs check-disk, ruby-runtime",
         ),
     ];
     for (config, expected) in cases {

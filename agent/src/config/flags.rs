@@ -125,12 +125,12 @@ pub const FLAGS: &[FlagDef] = &[
         "Handlers of StatsD metric events"),
     flag("statsd-disable", Bool, "false",
         "Disable the StatsD listener"),
-    later("disable-assets", Bool, "false",
+    flag("disable-assets", Bool, "false",
         "Disable runtime assets"),
-    later("assets-rate-limit", Scalar, "1.39",
-        "Maximum asset fetches per second"),
-    later("assets-burst-limit", Scalar, "100",
-        "Asset fetch burst"),
+    flag("assets-rate-limit", Scalar, "1.39",
+        "Asset downloads per second (cache hits are free; 0 means no limit); over the limit a check reports status 3 and the next request retries"),
+    flag("assets-burst-limit", Scalar, "100",
+        "Asset downloads allowed at once before --assets-rate-limit applies"),
     flag("cache-dir", Scalar, "",
         "Cache directory; holds the outbox/ of events waiting for the backend (one agent per \
          directory) [default: /var/cache/picket/picket-agent as root, else under \
@@ -145,7 +145,7 @@ pub const FLAGS: &[FlagDef] = &[
         "Skip TLS verification (not recommended)"),
     flag("redact", List, "password,passwd,pass,api_key,api_token,access_key,secret_key,private_key,secret",
         "Label and annotation keys whose values are redacted"),
-    later("allow-list", Scalar, "",
+    flag("allow-list", Scalar, "",
         "Path of the check/hook command allow list (.yml, .yaml or .json)"),
     flag("events-rate-limit", Scalar, "10",
         "Events per second at which events posted to the agent HTTP API are forwarded to the \

@@ -1,6 +1,7 @@
 //! The agent crate's one integration-test binary (one link instead of one per file).
 
 mod api;
+mod assets;
 mod backend;
 mod binary;
 mod checks;

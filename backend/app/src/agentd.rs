@@ -217,6 +217,7 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
         }
     };
     let mut check_requests = subscribe(state, peer, &config);
+    let mut last_entity: Option<proto_spec::v2::Entity> = None;
     let (_registration, mut config_updates) = state.sessions.register(&peer.namespace, &peer.agent);
     let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
     if send(state, socket, WsMessage::Binary(frame.into()))
@@ -242,6 +243,7 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
                 continue;
             }
             Some(request) = check_requests.requests.recv() => {
+                let request = crate::assetsel::for_agent(state, &peer.namespace, &peer.agent, last_entity.as_ref(), request).await;
                 let frame = wire::encode(&Message::CheckRequest(Box::new((*request).clone())));
                 if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
                     return "could not send a check request".into();
@@ -287,6 +289,8 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
         Metrics::inc(&state.metrics.frames_received_total);
         match wire::decode(&data) {
             Ok(Message::Keepalive(event)) => {
+                // Asset builds are chosen against the entity the agent last reported.
+                last_entity.clone_from(&event.entity);
                 if !submit(state, peer, *event, true).await {
                     return "backend shutting down".into();
                 }

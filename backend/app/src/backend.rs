@@ -79,6 +79,7 @@ pub struct Backend {
     bus: EventBus,
     check_bus: Arc<CheckBus>,
     pipeline: backend_pipeline::RunnerConfig,
+    assets: Option<Arc<assetfetch::AssetCache>>,
 }
 
 impl Backend {
@@ -96,7 +97,14 @@ impl Backend {
             bus,
             check_bus: CheckBus::new(),
             pipeline: backend_pipeline::RunnerConfig::default(),
+            assets: None,
         })
+    }
+
+    /// The cache where handlers' and mutators' runtime assets are installed (`--cache-dir`);
+    /// without one they fail.
+    pub fn set_asset_cache(&mut self, cache: Arc<assetfetch::AssetCache>) {
+        self.assets = Some(cache);
     }
 
     pub fn api_addr(&self) -> SocketAddr {
@@ -136,7 +144,14 @@ impl Backend {
         let repo = Repo::new(self.store.clone());
         let auth = Arc::new(Authenticator::new(repo.clone()));
         // Subscribed before anything can publish, so no event escapes the pipeline.
-        let pipelined = Pipelined::new(repo.clone(), self.metrics.clone(), self.pipeline);
+        let pipelined = Pipelined::new(
+            repo.clone(),
+            self.metrics.clone(),
+            self.pipeline,
+            self.assets
+                .clone()
+                .map(|c| Arc::new(backend_pipeline::PipelineAssets::new(c))),
+        );
         let pipelined = tokio::spawn(pipelined.run(self.bus.subscribe(), shutdown.clone()));
         let eventd = Eventd::new(repo.clone(), self.metrics.clone(), self.bus.clone());
         let keepalived = Arc::new(Keepalived::new(eventd.clone()));

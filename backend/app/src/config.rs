@@ -132,7 +132,9 @@ pub struct StartFlags {
     pub dashboard_host: String,
     #[arg(long, default_value_t = 3000, help = format!("Dashboard port (deprecated in Sensu OSS) {LATER}"))]
     pub dashboard_port: u16,
-    #[arg(long, help = format!("Cache directory for backend assets {LATER}"))]
+    /// Cache directory for the runtime assets of handlers and mutators [default: cache/ in
+    /// the state directory].
+    #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     #[arg(long, help = format!("TLS certificate for the API and agent ports {LATER}"))]
     pub cert_file: Option<PathBuf>,
@@ -167,9 +169,11 @@ pub struct StartFlags {
     /// Events waiting for the pipeline workers; a full queue drops events (counted).
     #[arg(long, default_value_t = 1000)]
     pub pipelined_buffer_size: usize,
-    #[arg(long, default_value_t = 1.39, help = format!("Asset fetches per second {LATER}"))]
+    /// Asset downloads per second (cache hits are free; 0 means no limit).
+    #[arg(long, default_value_t = 1.39)]
     pub assets_rate_limit: f64,
-    #[arg(long, default_value_t = 100, help = format!("Asset fetch burst {LATER}"))]
+    /// Asset downloads allowed at once before --assets-rate-limit applies.
+    #[arg(long, default_value_t = 100)]
     pub assets_burst_limit: u32,
     /// Labels of the backend's own entity, comma-separated k=v.
     #[arg(long)]

@@ -18,6 +18,7 @@
 
 pub mod agentd;
 pub mod apid;
+pub mod assetsel;
 pub mod auth;
 pub mod backend;
 pub mod bus;

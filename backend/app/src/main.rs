@@ -199,7 +199,27 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
             h => h.to_string(),
         },
     };
+    let asset_dir = flags.cache_dir.clone().unwrap_or_else(|| {
+        config::resolve_state_dir(flags.store.state_dir.as_deref(), env).join("cache")
+    });
+    let assets = match assetfetch::AssetCache::open(assetfetch::CacheConfig {
+        fetch: assetfetch::FetchConfig {
+            trusted_ca_file: flags.trusted_ca_file.clone(),
+            insecure_skip_tls_verify: flags.insecure_skip_tls_verify,
+            ..assetfetch::FetchConfig::default()
+        },
+        rate_per_second: flags.assets_rate_limit,
+        burst: flags.assets_burst_limit,
+        ..assetfetch::CacheConfig::new(&asset_dir)
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("picket-backend: asset cache {}: {e}", asset_dir.display());
+            return Ok(ExitCode::from(EX_USAGE));
+        }
+    };
     let mut backend = Backend::new(config, store).await?;
+    backend.set_asset_cache(Arc::new(assets));
     backend.set_pipeline_config(backend_pipeline::RunnerConfig {
         workers: flags.pipelined_workers,
         buffer_size: flags.pipelined_buffer_size,

@@ -2,9 +2,9 @@
 //! (sensu-compat 3) on `backend-pipeline`'s bounded [`Runner`].
 //!
 //! Per event: skip it if it names no pipeline and no handler; otherwise take the namespace's
-//! [`Catalog`] (handlers, filters, mutators, pipelines) from a cache, reading the store on a
-//! miss, and submit the event to the runner, which never waits (a full queue drops and
-//! counts). The cache is invalidated per namespace by store watches on the four prefixes; a
+//! [`Catalog`] (handlers, filters, mutators, pipelines, assets) from a cache, reading the store
+//! on a miss, and submit the event to the runner, which never waits (a full queue drops and
+//! counts). The cache is invalidated per namespace by store watches on the five prefixes; a
 //! generation counter keeps a read that raced with a change from being cached.
 //!
 //! The bus is a broadcast channel: if this loop falls behind, the oldest events are lost for
@@ -16,9 +16,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backend_pipeline::{Catalog, Counters, Runner, RunnerConfig};
+use backend_pipeline::{Catalog, Counters, PipelineAssets, Runner, RunnerConfig};
 use proto_spec::v2::pipeline::Pipeline;
-use proto_spec::v2::{Event, EventFilter, Handler, Mutator};
+use proto_spec::v2::{Asset, Event, EventFilter, Handler, Mutator};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,13 @@ use crate::metrics::Metrics;
 use crate::repo::{Repo, RepoResult};
 
 /// Store prefixes (sensu-compat 6.4) of the definitions a catalog holds.
-const KINDS: [&str; 4] = ["handlers", "event-filters", "mutators", "pipelines"];
+const KINDS: [&str; 5] = [
+    "handlers",
+    "event-filters",
+    "mutators",
+    "pipelines",
+    "assets",
+];
 
 #[derive(Default)]
 struct Cache {
@@ -44,12 +50,18 @@ pub struct Pipelined {
 }
 
 impl Pipelined {
-    /// Start the runner's workers (on the current runtime).
-    pub fn new(repo: Repo, metrics: Arc<Metrics>, config: RunnerConfig) -> Self {
+    /// Start the runner's workers (on the current runtime). `assets` installs handlers' and
+    /// mutators' runtime assets; without it those fail (logged).
+    pub fn new(
+        repo: Repo,
+        metrics: Arc<Metrics>,
+        config: RunnerConfig,
+        assets: Option<Arc<PipelineAssets>>,
+    ) -> Self {
         Pipelined {
             repo,
             metrics,
-            runner: Runner::start(config),
+            runner: Runner::start_with_assets(config, assets),
             cache: Arc::default(),
         }
     }
@@ -166,6 +178,7 @@ pub async fn load_catalog(repo: &Repo, ns: &str) -> RepoResult<Catalog> {
             p.metadata.name.clone()
         })
         .await?,
+        assets: named(repo, "assets", ns, |a: &Asset| a.metadata.name.clone()).await?,
     })
 }
 

@@ -14,10 +14,14 @@
 //! - `mutator/`: `json`, `only_check_output`, `pipe`, `javascript`;
 //! - `handler/`: `pipe`, `tcp`, `udp`;
 //! - `exec`: the `sh -c` executor (own process group, killed as a group on timeout);
-//! - `runner`: the bounded worker pool and its [`Counters`].
+//! - `runner`: the bounded worker pool and its [`Counters`];
+//! - `assets`: build selection by filters (for agents' check requests and for the backend
+//!   itself) and the runtime assets of pipe handlers and mutators ([`PipelineAssets`]).
 //!
-//! Not supported yet: `runtime_assets` (filters, mutators, handlers), `secrets`.
+//! Not supported yet: filters' `runtime_assets` (JavaScript files loaded into the filter VM),
+//! `secrets`.
 
+pub mod assets;
 pub mod exec;
 pub mod filter;
 pub mod handler;
@@ -25,6 +29,7 @@ pub mod mutator;
 pub mod resolve;
 pub mod runner;
 
+pub use assets::PipelineAssets;
 pub use resolve::{Catalog, ResolvedPipeline, Workflow, expand_handlers, legacy_pipeline, resolve};
 pub use runner::{Counters, Runner, RunnerConfig};
 

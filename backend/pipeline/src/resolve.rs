@@ -31,6 +31,8 @@ pub struct Catalog {
     pub filters: HashMap<String, EventFilter>,
     pub mutators: HashMap<String, Mutator>,
     pub pipelines: HashMap<String, Pipeline>,
+    /// For handlers' and mutators' `runtime_assets`.
+    pub assets: HashMap<String, proto_spec::v2::Asset>,
 }
 
 impl Catalog {

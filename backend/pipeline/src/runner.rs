@@ -15,6 +15,7 @@ use jsexpr::{Engine, Limits};
 use proto_spec::v2::Event;
 use tokio::sync::{Mutex, mpsc};
 
+use crate::assets::PipelineAssets;
 use crate::filter::FilterSet;
 use crate::resolve::{Catalog, ResolvedPipeline, resolve};
 use crate::{handler, mutator};
@@ -91,17 +92,24 @@ pub struct Runner {
 impl Runner {
     /// Spawn the workers on the current tokio runtime.
     pub fn start(config: RunnerConfig) -> Runner {
+        Runner::start_with_assets(config, None)
+    }
+
+    /// [`Runner::start`], installing handlers' and mutators' runtime assets with `assets`
+    /// (without it, a handler or mutator naming assets fails).
+    pub fn start_with_assets(config: RunnerConfig, assets: Option<Arc<PipelineAssets>>) -> Runner {
         let (tx, rx) = mpsc::channel::<Job>(config.buffer_size.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let counters = Arc::new(Counters::default());
         for _ in 0..config.workers.max(1) {
             let rx = rx.clone();
             let counters = counters.clone();
+            let assets = assets.clone();
             tokio::spawn(async move {
                 loop {
                     let job = rx.lock().await.recv().await;
                     let Some(job) = job else { break };
-                    process(&job.event, &job.catalog, &counters).await;
+                    process(&job.event, &job.catalog, &counters, assets.as_deref()).await;
                 }
             });
         }
@@ -186,7 +194,12 @@ fn evaluate_filters(
 }
 
 /// Run every pipeline of `event` to completion (what a worker does with one event).
-pub async fn process(event: &Arc<Event>, catalog: &Arc<Catalog>, counters: &Arc<Counters>) {
+pub async fn process(
+    event: &Arc<Event>,
+    catalog: &Arc<Catalog>,
+    counters: &Arc<Counters>,
+    assets: Option<&PipelineAssets>,
+) {
     inc(&counters.events_handled);
     let pipelines = resolve(event, catalog);
     if pipelines.iter().all(|p| p.workflows.is_empty()) {
@@ -215,9 +228,21 @@ pub async fn process(event: &Arc<Event>, catalog: &Arc<Catalog>, counters: &Arc<
                 tracing::debug!(pipeline = %p.name, workflow = %w.name, filter = %filter, "Event filtered");
                 continue;
             }
-            let data = match mutator::mutate(&w.mutator, catalog.mutators.get(&w.mutator), event)
-                .await
+            let mutator_def = match with_asset_env(
+                catalog.mutators.get(&w.mutator),
+                catalog,
+                assets,
+            )
+            .await
             {
+                Ok(m) => m,
+                Err(e) => {
+                    inc(&counters.mutator_errors);
+                    tracing::error!(pipeline = %p.name, workflow = %w.name, mutator = %w.mutator, error = %e, "Mutator assets not installed; rest of the pipeline skipped");
+                    break;
+                }
+            };
+            let data = match mutator::mutate(&w.mutator, mutator_def.as_ref(), event).await {
                 Ok(d) => d,
                 Err(e) => {
                     inc(&counters.mutator_errors);
@@ -225,8 +250,16 @@ pub async fn process(event: &Arc<Event>, catalog: &Arc<Catalog>, counters: &Arc<
                     break;
                 }
             };
+            let handler_def = match with_asset_env(Some(&w.handler), catalog, assets).await {
+                Ok(h) => h.unwrap_or_else(|| w.handler.clone()),
+                Err(e) => {
+                    inc(&counters.handler_errors);
+                    tracing::error!(pipeline = %p.name, workflow = %w.name, handler = %handler_name, error = %e, "Handler assets not installed; rest of the pipeline skipped");
+                    break;
+                }
+            };
             inc(&counters.handler_executions);
-            match handler::handle(&w.handler, &data).await {
+            match handler::handle(&handler_def, &data).await {
                 Ok(done) if done.timed_out => {
                     inc(&counters.handler_timeouts);
                     tracing::warn!(handler = %handler_name, timeout = w.handler.timeout, output = %done.output, "Handler killed at its timeout");
@@ -241,6 +274,51 @@ pub async fn process(event: &Arc<Event>, catalog: &Arc<Catalog>, counters: &Arc<
                 }
             }
         }
+    }
+}
+
+/// A definition whose `runtime_assets` are installed, with their environment put before its
+/// own `env_vars` (which win on a clash). Definitions without assets pass unchanged.
+async fn with_asset_env<T: HasAssets + Clone>(
+    def: Option<&T>,
+    catalog: &Catalog,
+    assets: Option<&PipelineAssets>,
+) -> Result<Option<T>, String> {
+    let Some(def) = def else { return Ok(None) };
+    let wanted = def.runtime_assets();
+    if wanted.is_empty() {
+        return Ok(Some(def.clone()));
+    }
+    let Some(assets) = assets else {
+        return Err("this backend has no asset cache".into());
+    };
+    let mut env = assets.environment(&catalog.assets, wanted).await?;
+    let mut def = def.clone();
+    env.append(def.env_vars_mut());
+    *def.env_vars_mut() = env;
+    Ok(Some(def))
+}
+
+trait HasAssets {
+    fn runtime_assets(&self) -> &[String];
+    fn env_vars_mut(&mut self) -> &mut Vec<String>;
+}
+
+impl HasAssets for proto_spec::v2::Handler {
+    fn runtime_assets(&self) -> &[String] {
+        self.runtime_assets.as_deref().unwrap_or_default()
+    }
+    fn env_vars_mut(&mut self) -> &mut Vec<String> {
+        self.env_vars.get_or_insert_with(Vec::new)
+    }
+}
+
+impl HasAssets for proto_spec::v2::Mutator {
+    fn runtime_assets(&self) -> &[String] {
+        self.runtime_assets.as_deref().unwrap_or_default()
+    }
+    fn env_vars_mut(&mut self) -> &mut Vec<String> {
+        self.env_vars.get_or_insert_with(Vec::new)
     }
 }
 

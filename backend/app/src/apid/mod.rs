@@ -17,6 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+mod assets;
 mod checks;
 pub mod crud;
 mod entities;
@@ -69,6 +70,7 @@ pub fn router(state: ApiState, body_limit: usize) -> Router {
         .merge(filters::routes())
         .merge(mutators::routes())
         .merge(pipelines::routes())
+        .merge(assets::routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_user));
     Router::new()
         .nest("/api/core/v2", api)

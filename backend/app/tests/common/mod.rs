@@ -41,13 +41,19 @@ impl Drop for TestBackend {
 }
 
 pub async fn start() -> TestBackend {
+    start_with(|_| {}).await
+}
+
+/// [`start`], with `configure` applied to the backend before it runs.
+pub async fn start_with(configure: impl FnOnce(&mut Backend)) -> TestBackend {
     let store: Arc<dyn Store> = EmbeddedStore::in_memory().expect("in-memory store");
     init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1)
         .await
         .expect("init");
-    let backend = Backend::new(BackendConfig::loopback(), store)
+    let mut backend = Backend::new(BackendConfig::loopback(), store)
         .await
         .expect("bind");
+    configure(&mut backend);
     let api = format!("http://{}", backend.api_addr());
     let v2 = format!("{api}/api/core/v2");
     let agent_url = format!("ws://{}/", backend.agent_addr());

@@ -1,0 +1,41 @@
+//! Asset build selection for an agent, where a check request meets the agent's session.
+//!
+//! One published request reaches every agent of a subscription, whatever their platform, so
+//! the choice of build (sensu-compat 5.9: the first build whose filters all hold for the
+//! entity) is made per session, just before the frame leaves, against the entity the agent
+//! last reported in a keepalive (before the first one: the stored entity). Requests whose
+//! assets have no builds and no filters, the common case, pass through untouched.
+
+use std::sync::Arc;
+
+use proto_spec::tokens;
+use proto_spec::v2::{CheckRequest, Entity};
+
+use crate::agentd::AgentdState;
+use crate::entities;
+
+pub async fn for_agent(
+    state: &AgentdState,
+    namespace: &str,
+    agent: &str,
+    known: Option<&Entity>,
+    request: Arc<CheckRequest>,
+) -> Arc<CheckRequest> {
+    if !backend_pipeline::assets::needs_selection(&request) {
+        return request;
+    }
+    let entity = match known {
+        Some(e) => Some(e.clone()),
+        None => entities::get(&state.repo, namespace, agent)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(agent, error = %e, "Cannot read the entity to choose asset builds");
+                None
+            }),
+    };
+    let data = entity
+        .as_ref()
+        .map(tokens::synthesize_entity)
+        .unwrap_or(serde_json::Value::Null);
+    Arc::new(backend_pipeline::assets::select_request_blocking(request, data).await)
+}
