@@ -94,7 +94,7 @@ fn decode_string(tag: u8, bytes: &[u8]) -> Option<String> {
         // TeletexString: Latin-1 in practice
         0x14 => Some(bytes.iter().map(|&b| char::from(b)).collect()),
         // BMPString: UCS-2 big-endian
-        0x1e if bytes.len() % 2 == 0 => {
+        0x1e if bytes.len().is_multiple_of(2) => {
             let units: Vec<u16> = bytes
                 .chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))
