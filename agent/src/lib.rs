@@ -20,7 +20,8 @@
 //! - [`api`]: the local HTTP API (`POST /events`, `/healthz`, `/version`, `/metrics`) on a
 //!   small HTTP/1.1 server of its own; also the events rate limit and the agent's counters.
 //! - [`socket`]: the TCP/UDP socket API for Sensu 1.x check results.
-//! - [`transport`]: the WebSocket handshake (headers, credentials, HTTP rejections).
+//! - [`transport`]: the connection (TCP, TLS for `wss://` through the `tls` crate) and the
+//!   WebSocket handshake (headers, credentials, HTTP rejections).
 //! - `session`: one session's loop: frames, keepalives, heartbeats, outbox draining, close.
 //! - [`Agent`]: ties them together; `src/main.rs` is a thin binary around it.
 //!
@@ -30,8 +31,8 @@
 //! is global, so several agents can run in one process (the integration tests do), each with
 //! its own cache directory.
 //!
-//! Not implemented yet (their flags are accepted, validated and documented as such): TLS
-//! (`wss://`), runtime assets (a check that names some reports status 3 instead of running),
+//! Not implemented yet (their flags are accepted, validated and documented as such): runtime
+//! assets (a check that names some reports status 3 instead of running),
 //! the allow list and cloud provider detection.
 
 pub mod api;
@@ -74,6 +75,8 @@ pub enum AgentError {
     NoBackendUrl,
     #[error("cannot open the outbox: {0}")]
     Outbox(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A configured agent, ready to [`run`](Agent::run).
@@ -86,6 +89,7 @@ pub struct Agent {
     api: api::Server,
     socket: socket::Server,
     stats: Arc<api::Stats>,
+    connector: transport::Connector,
 }
 
 /// The outbox's directory under `--cache-dir`.
@@ -96,6 +100,7 @@ impl Agent {
         if config.backend_urls.is_empty() {
             return Err(AgentError::NoBackendUrl);
         }
+        let connector = transport::Connector::new(&config.backend_urls, &config.tls)?;
         // Opened here so a queue that cannot be used (permissions, another agent on the same
         // cache dir) stops the agent at start-up rather than losing events later.
         let outbox = Outbox::open(
@@ -116,6 +121,7 @@ impl Agent {
             api,
             socket,
             stats: Arc::default(),
+            connector,
         })
     }
 
@@ -243,6 +249,7 @@ impl Agent {
             apis_stop.clone(),
         );
         let stats = self.stats;
+        let connector = self.connector;
         let shared = Shared {
             entity: entity_config,
             config: config.clone(),
@@ -263,12 +270,14 @@ impl Agent {
                 agent_name: &config.name,
                 namespace: &config.namespace,
                 user: &config.user,
-                password: &config.password.0,
+                // With a client certificate on a wss:// URL the certificate is the credential.
+                password: (!(url.secure && config.tls.cert_file.is_some()))
+                    .then_some(config.password.0.as_str()),
                 subscriptions: &subscriptions,
             };
             let attempt = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                r = transport::connect(&url, &who, config.transport.handshake_timeout) => r,
+                r = transport::connect(&url, &who, &connector, config.transport.handshake_timeout) => r,
             };
             let wait = match attempt {
                 Ok((ws, backend_id)) => {

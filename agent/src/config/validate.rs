@@ -378,9 +378,17 @@ pub(super) fn validate(
             ));
         }
     }
-    if backend_urls.iter().any(|u| u.secure) {
+    if tls.insecure_skip_tls_verify && backend_urls.iter().any(|u| u.secure) {
         warnings.push(
-            "wss:// backend URLs need TLS, which is not implemented yet (arrives with a later release): connections to them will fail".to_string(),
+            "--insecure-skip-tls-verify is set: backend certificates are not verified, so anyone on the network path can impersonate the backend".to_string(),
+        );
+    }
+    if !backend_urls.iter().any(|u| u.secure)
+        && (tls.trusted_ca_file.is_some() || tls.cert_file.is_some())
+    {
+        warnings.push(
+            "--trusted-ca-file/--cert-file are set but no backend URL is wss://: they are not used"
+                .to_string(),
         );
     }
 

@@ -353,13 +353,64 @@ fn later_features_warn_only_when_changed() {
     )
     .unwrap();
     assert_eq!(cfg.warnings.len(), 3, "{:?}", cfg.warnings);
+    let later = cfg
+        .warnings
+        .iter()
+        .filter(|w| w.contains("not implemented yet"))
+        .count();
+    assert_eq!(later, 2, "{:?}", cfg.warnings);
+    // TLS is implemented; a CA file without a wss:// backend is pointed out, though.
     assert!(
         cfg.warnings
             .iter()
-            .all(|w| w.contains("not implemented yet"))
+            .any(|w| w.contains("no backend URL is wss://")),
+        "{:?}",
+        cfg.warnings
     );
     assert_eq!(cfg.assets.rate.burst, 4000);
     assert!(cfg.detect_cloud_provider);
+}
+
+#[test]
+fn tls_flags() {
+    let cfg = parse(
+        &[
+            "--backend-url",
+            "wss://backend.example",
+            "--trusted-ca-file",
+            "/etc/picket/ca.pem",
+            "--cert-file",
+            "/etc/picket/agent.pem",
+            "--key-file",
+            "/etc/picket/agent-key.pem",
+        ],
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    assert!(cfg.backend_urls[0].secure);
+    assert_eq!(cfg.backend_urls[0].port, 8081);
+    assert_eq!(
+        cfg.tls.trusted_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/picket/ca.pem"))
+    );
+    assert!(cfg.tls.key_file.is_some() && !cfg.tls.insecure_skip_tls_verify);
+
+    let cfg = parse(
+        &[
+            "--backend-url",
+            "wss://backend.example",
+            "--insecure-skip-tls-verify",
+        ],
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert!(cfg.tls.insecure_skip_tls_verify);
+    assert!(
+        cfg.warnings.iter().any(|w| w.contains("not verified")),
+        "{:?}",
+        cfg.warnings
+    );
 }
 
 #[test]
