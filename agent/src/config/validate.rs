@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto_spec::validate::{validate_name, validate_subscription, validate_username};
+use proto_spec::validate::{
+    MAX_LABELS, MAX_SUBSCRIPTIONS, validate_name, validate_subscription, validate_username,
+};
 use telemetry::LogLevel;
 
 use super::flags::{FLAGS, FlagDef, Kind};
@@ -190,6 +192,16 @@ pub(super) fn validate(
     let subscriptions = v.names("subscriptions", validate_subscription);
     let labels = v.map("labels");
     let annotations = v.map("annotations");
+    // The backend refuses entities beyond these limits; better to say so at start-up.
+    for (key, len, max) in [
+        ("subscriptions", subscriptions.len(), MAX_SUBSCRIPTIONS),
+        ("labels", labels.len(), MAX_LABELS),
+        ("annotations", annotations.len(), MAX_LABELS),
+    ] {
+        if len > max {
+            v.fail(key, format!("{len} entries exceed the limit of {max}"));
+        }
+    }
 
     let interval = v.seconds("keepalive-interval");
     let warning = v.seconds("keepalive-warning-timeout");

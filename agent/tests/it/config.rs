@@ -435,3 +435,23 @@ fn command_line_forms() {
     assert!(!err.to_string().contains('\n'));
     assert!(parse_invocation(["picket-agent"], &none).is_err());
 }
+
+#[test]
+fn entity_size_limits_are_checked_at_start() {
+    let subs: Vec<String> = (0..=proto_spec::validate::MAX_SUBSCRIPTIONS)
+        .map(|i| format!("s{i}"))
+        .collect();
+    let labels: Vec<String> = (0..=proto_spec::validate::MAX_LABELS)
+        .map(|i| format!("k{i}=v"))
+        .collect();
+    let (subs, labels) = (subs.join(","), labels.join(","));
+    let err = parse(
+        &["--subscriptions", &subs, "--labels", &labels],
+        &HashMap::new(),
+    )
+    .unwrap_err();
+    let mut keys = err.keys();
+    keys.sort();
+    assert_eq!(keys, ["labels", "subscriptions"], "{err}");
+    assert!(err.to_string().contains("exceed the limit of 256"), "{err}");
+}

@@ -22,7 +22,9 @@ use proto_spec::ObjectMeta;
 use proto_spec::v2::entity::ENTITY_CLASS_AGENT;
 use proto_spec::v2::entity_config::ENTITY_CONFIG_NOT_FOUND;
 use proto_spec::v2::{EntityConfig, Event};
-use proto_spec::validate::{validate_name, validate_subscription};
+use proto_spec::validate::{
+    ValidationError, validate_entity_subscriptions, validate_name, validate_subscription,
+};
 use proto_spec::wire::{self, FrameError, Message};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -142,6 +144,11 @@ async fn upgrade(
     if let Some(e) = subscriptions
         .iter()
         .find_map(|s| validate_subscription("Sensu-Subscriptions", s).err())
+        .or_else(|| {
+            validate_entity_subscriptions(&agent, &subscriptions)
+                .err()
+                .map(|e| ValidationError::new("Sensu-Subscriptions", e.reason))
+        })
     {
         Metrics::inc(&state.metrics.handshake_invalid_total);
         return refuse(StatusCode::BAD_REQUEST, e.to_string());
@@ -378,6 +385,11 @@ async fn submit(state: &AgentdState, peer: &Peer, mut event: Event, keepalive: b
     }
     if entity.metadata.name.is_empty() {
         entity.metadata.name = peer.agent.clone();
+    }
+    if let Err(e) = entity.validate_limits() {
+        Metrics::inc(&state.metrics.events_rejected_total);
+        tracing::warn!(agent = %peer.agent, error = %e, "Dropping an event whose entity exceeds a size limit");
+        return true;
     }
     entity.metadata.namespace = peer.namespace.clone();
     if let Some(check) = event.check.as_mut() {
