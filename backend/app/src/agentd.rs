@@ -3,9 +3,9 @@
 //! The upgrade request is checked before any WebSocket exists: namespace (404), credentials
 //! (401), agent name and subscriptions (400). Credentials are HTTP Basic, or, on a TLS port
 //! with `--agent-auth-trusted-ca-file`, a client certificate the handshake verified: its CN
-//! is then the agent's user and must be its name (see [`certificate_identity`]). A session then reads frames and hands keepalives
-//! and events to the shard queues; it never processes them itself, so a slow store slows only
-//! the agents whose queues are full. A bad frame closes only its own session, with a close
+//! is then the agent's user and must be its name (see `certificate_identity`). A session
+//! then reads frames and hands keepalives and events to the shard queues; it never processes
+//! them itself, so a slow store slows only the agents whose queues are full. A bad frame closes only its own session, with a close
 //! code and reason, and is counted.
 
 use std::sync::Arc;
