@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{BackendUrl, TlsConfig};
 
-pub type WsStream = WebSocketStream<tls::Stream>;
+pub type WsStream = WebSocketStream<tls::ClientStream>;
 
 /// Longest part of an HTTP error body repeated in logs.
 const MAX_BODY_IN_LOG: usize = 200;
@@ -186,7 +186,10 @@ pub async fn connect(
 }
 
 /// TCP to the backend, then TLS for `wss://`.
-async fn open_stream(url: &BackendUrl, connector: &Connector) -> Result<tls::Stream, ConnectError> {
+async fn open_stream(
+    url: &BackendUrl,
+    connector: &Connector,
+) -> Result<tls::ClientStream, ConnectError> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port))
         .await
         .map_err(|e| ConnectError::Network(format!("cannot connect to {url}: {e}")))?;

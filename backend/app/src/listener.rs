@@ -54,7 +54,7 @@ enum Inner {
         nodelay: bool,
     },
     Tls {
-        ready: mpsc::Receiver<(tls::Stream, PeerInfo)>,
+        ready: mpsc::Receiver<(tls::ServerStream, PeerInfo)>,
         acceptor: JoinHandle<()>,
     },
 }
@@ -98,10 +98,10 @@ impl Listener {
 }
 
 impl axum::serve::Listener for Listener {
-    type Io = tls::Stream;
+    type Io = tls::ServerStream;
     type Addr = PeerInfo;
 
-    async fn accept(&mut self) -> (tls::Stream, PeerInfo) {
+    async fn accept(&mut self) -> (tls::ServerStream, PeerInfo) {
         match &mut self.inner {
             Inner::Plain { tcp, nodelay } => {
                 let (stream, addr) = accept_tcp(tcp, *nodelay).await;
@@ -148,7 +148,7 @@ async fn accept_tcp(tcp: &TcpListener, nodelay: bool) -> (TcpStream, SocketAddr)
 async fn accept_tls(
     tcp: TcpListener,
     acceptor: tls::TlsAcceptor,
-    ready: mpsc::Sender<(tls::Stream, PeerInfo)>,
+    ready: mpsc::Sender<(tls::ServerStream, PeerInfo)>,
     nodelay: bool,
 ) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
@@ -179,7 +179,10 @@ async fn accept_tls(
     }
 }
 
-async fn handshake(stream: TcpStream, acceptor: &tls::TlsAcceptor) -> Result<tls::Stream, String> {
+async fn handshake(
+    stream: TcpStream,
+    acceptor: &tls::TlsAcceptor,
+) -> Result<tls::ServerStream, String> {
     let mut first = [0u8; 1];
     let n = stream.peek(&mut first).await.map_err(|e| e.to_string())?;
     if n == 0 {

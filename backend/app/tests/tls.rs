@@ -127,7 +127,7 @@ async fn plain_get(addr: std::net::SocketAddr, path: &str) -> String {
     out
 }
 
-type WssStream = tokio_tungstenite::WebSocketStream<tls::Stream>;
+type WssStream = tokio_tungstenite::WebSocketStream<tls::ClientStream>;
 
 struct AgentIdentity<'a> {
     name: &'a str,
@@ -165,7 +165,7 @@ async fn wss_agent(
     if let Some(password) = who.password {
         h.insert("Authorization", basic("agent", password).parse().unwrap());
     }
-    let (mut ws, _) = tokio_tungstenite::client_async(req, tls::Stream::from(stream))
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tls::ClientStream::from(stream))
         .await
         .map_err(|e| match e {
             tokio_tungstenite::tungstenite::Error::Http(resp) => format!(

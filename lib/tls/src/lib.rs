@@ -6,8 +6,8 @@
 //!   `insecure_skip_verify` for tests; an optional client certificate.
 //! - [`common_name`]: the subject CN of a (verified) certificate, the identity mutual TLS
 //!   gives a peer.
-//! - [`Stream`]: one type for plain and TLS connections, so servers and clients keep one code
-//!   path for both.
+//! - [`Stream`]: one type for plain and TLS connections ([`ClientStream`], [`ServerStream`]),
+//!   so servers and clients keep one code path for both.
 //!
 //! Everything runs on rustls' `ring` provider: aws-lc-rs, rustls' default, would roughly
 //! double the size of the static agent and needs a C toolchain and cmake for every cross
@@ -30,7 +30,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 pub use rustls::{ClientConfig, ServerConfig};
 pub use rustls_pki_types::ServerName;
-pub use stream::Stream;
+pub use stream::{ClientStream, ServerStream, Stream};
 pub use tokio_rustls::{TlsAcceptor, TlsConnector};
 pub use x509::common_name;
 

@@ -8,26 +8,25 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A plain or TLS (client or server side) TCP connection.
+/// A plain or TLS TCP connection; `T` is the TLS side, [`ClientStream`] or [`ServerStream`].
+/// Generic rather than one enum of both sides so that a client (the agent) links no server
+/// code and the other way round.
 #[derive(Debug)]
-pub enum Stream {
+pub enum Stream<T> {
     Plain(TcpStream),
     /// Boxed: a TLS session's state is ~1 KiB, a TCP stream a few words.
-    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    Tls(Box<T>),
 }
 
-impl Stream {
-    /// The TCP stream under the session.
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref().0,
-        }
-    }
+/// The client side (`wss://` agents).
+pub type ClientStream = Stream<tokio_rustls::client::TlsStream<TcpStream>>;
+/// The server side (the backend's ports).
+pub type ServerStream = Stream<tokio_rustls::server::TlsStream<TcpStream>>;
 
+impl ServerStream {
     /// The subject CN of the certificate the peer presented and the handshake verified: a
-    /// client certificate on the server side of mutual TLS. `None` for plain connections and
-    /// peers without a certificate.
+    /// client certificate under mutual TLS. `None` for plain connections and peers without a
+    /// certificate.
     pub fn peer_common_name(&self) -> Option<String> {
         let Stream::Tls(tls) = self else {
             return None;
@@ -37,19 +36,19 @@ impl Stream {
     }
 }
 
-impl From<tokio_rustls::server::TlsStream<TcpStream>> for Stream {
+impl From<tokio_rustls::server::TlsStream<TcpStream>> for ServerStream {
     fn from(s: tokio_rustls::server::TlsStream<TcpStream>) -> Self {
-        Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(s)))
+        Stream::Tls(Box::new(s))
     }
 }
 
-impl From<tokio_rustls::client::TlsStream<TcpStream>> for Stream {
+impl From<tokio_rustls::client::TlsStream<TcpStream>> for ClientStream {
     fn from(s: tokio_rustls::client::TlsStream<TcpStream>) -> Self {
-        Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(s)))
+        Stream::Tls(Box::new(s))
     }
 }
 
-impl AsyncRead for Stream {
+impl<T: AsyncRead + Unpin> AsyncRead for Stream<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -62,7 +61,7 @@ impl AsyncRead for Stream {
     }
 }
 
-impl AsyncWrite for Stream {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Stream<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -43,7 +43,7 @@ async fn serve_one(
             .accept(tcp)
             .await
             .map_err(|e| e.to_string())?;
-        let mut stream = Stream::from(tls);
+        let mut stream = ServerStream::from(tls);
         let cn = stream.peer_common_name().unwrap_or_else(|| "-".into());
         stream
             .write_all(cn.as_bytes())
@@ -62,7 +62,7 @@ async fn client_read(config: Arc<ClientConfig>, port: u16, name: &str) -> Result
         .connect(name, tcp)
         .await
         .map_err(|e| e.to_string())?;
-    let mut stream = Stream::from(tls);
+    let mut stream = ClientStream::from(tls);
     let mut out = String::new();
     stream
         .read_to_string(&mut out)
