@@ -423,3 +423,29 @@ async fn tls_flags_must_come_in_pairs_and_name_bad_files() {
     assert!(err.contains("nope.pem"), "{err}");
     parse(&[cert, key]).unwrap();
 }
+
+#[tokio::test]
+async fn silent_clients_do_not_hold_up_the_others() {
+    let ca = TestCa::new("Picket test CA");
+    let tb = start_tls(&ca, None).await;
+    let api_port: u16 = tb.api.rsplit(':').next().unwrap().parse().unwrap();
+    // Connections that never start their TLS handshake (nor close) while others are served.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", api_port))
+                .await
+                .unwrap(),
+        );
+    }
+    let url = format!("{}/api/core/v2/namespaces", tb.api);
+    let served = tokio::time::timeout(
+        Duration::from_secs(5),
+        https_get(&url, &tb.ca_pem, Some(ADMIN)),
+    )
+    .await
+    .expect("served while silent clients wait")
+    .unwrap();
+    assert_eq!(served.0, 200);
+    drop(idle);
+}
