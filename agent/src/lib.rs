@@ -22,7 +22,8 @@
 //! - [`api`]: the local HTTP API (`POST /events`, `/healthz`, `/version`, `/metrics`) on a
 //!   small HTTP/1.1 server of its own; also the events rate limit and the agent's counters.
 //! - [`socket`]: the TCP/UDP socket API for Sensu 1.x check results.
-//! - [`transport`]: the WebSocket handshake (headers, credentials, HTTP rejections).
+//! - [`transport`]: the connection (TCP, TLS for `wss://` through the `tls` crate) and the
+//!   WebSocket handshake (headers, credentials, HTTP rejections).
 //! - `session`: one session's loop: frames, keepalives, heartbeats, outbox draining, close.
 //! - [`Agent`]: ties them together; `src/main.rs` is a thin binary around it.
 //!
@@ -32,8 +33,8 @@
 //! is global, so several agents can run in one process (the integration tests do), each with
 //! its own cache directory.
 //!
-//! Not implemented yet (their flags are accepted, validated and documented as such): TLS
-//! (`wss://`) and cloud provider detection.
+//! Not implemented yet (its flag is accepted, validated and documented as such): cloud
+//! provider detection.
 
 pub mod api;
 pub mod assets;
@@ -80,6 +81,8 @@ pub enum AgentError {
     Assets(assetfetch::Error),
     #[error(transparent)]
     AllowList(#[from] assets::allow_list::AllowListError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A configured agent, ready to [`run`](Agent::run).
@@ -94,6 +97,7 @@ pub struct Agent {
     stats: Arc<api::Stats>,
     assets: assets::Assets,
     allow_list: Option<Arc<assets::allow_list::AllowList>>,
+    connector: transport::Connector,
 }
 
 /// The outbox's directory under `--cache-dir`.
@@ -104,6 +108,7 @@ impl Agent {
         if config.backend_urls.is_empty() {
             return Err(AgentError::NoBackendUrl);
         }
+        let connector = transport::Connector::new(&config.backend_urls, &config.tls)?;
         // Opened here so a queue that cannot be used (permissions, another agent on the same
         // cache dir) stops the agent at start-up rather than losing events later.
         let outbox = Outbox::open(
@@ -133,6 +138,7 @@ impl Agent {
             stats: Arc::default(),
             assets,
             allow_list,
+            connector,
         })
     }
 
@@ -262,6 +268,7 @@ impl Agent {
             apis_stop.clone(),
         );
         let stats = self.stats;
+        let connector = self.connector;
         let shared = Shared {
             entity: entity_config,
             config: config.clone(),
@@ -282,12 +289,14 @@ impl Agent {
                 agent_name: &config.name,
                 namespace: &config.namespace,
                 user: &config.user,
-                password: &config.password.0,
+                // With a client certificate on a wss:// URL the certificate is the credential.
+                password: (!(url.secure && config.tls.cert_file.is_some()))
+                    .then_some(config.password.0.as_str()),
                 subscriptions: &subscriptions,
             };
             let attempt = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                r = transport::connect(&url, &who, config.transport.handshake_timeout) => r,
+                r = transport::connect(&url, &who, &connector, config.transport.handshake_timeout) => r,
             };
             let wait = match attempt {
                 Ok((ws, backend_id)) => {

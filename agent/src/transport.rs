@@ -1,20 +1,25 @@
-//! Opening a WebSocket session to a backend: the handshake request (sensu-compat 5.2) and the
-//! classification of failures (an HTTP answer to the upgrade, a timeout, a network error).
+//! Opening a WebSocket session to a backend: TCP, TLS for `wss://` URLs, the handshake
+//! request (sensu-compat 5.2) and the classification of failures (an HTTP answer to the
+//! upgrade, a TLS failure, a timeout, a network error).
+//!
+//! TLS trust comes from `--trusted-ca-file` (else the system's CA certificates) or is skipped
+//! with `--insecure-skip-tls-verify`; `--cert-file/--key-file` present a client certificate,
+//! and then, as Sensu's agent does, no password is sent: the certificate is the credential.
 
 use std::time::Duration;
 
 use base64::Engine;
 use proto_spec::wire;
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::config::BackendUrl;
+use crate::config::{BackendUrl, TlsConfig};
 
-pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type WsStream = WebSocketStream<tls::ClientStream>;
 
 /// Longest part of an HTTP error body repeated in logs.
 const MAX_BODY_IN_LOG: usize = 200;
@@ -22,8 +27,10 @@ const MAX_BODY_IN_LOG: usize = 200;
 /// Why a connection attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("wss:// needs TLS, which is not implemented yet (arrives with a later release)")]
-    TlsNotImplemented,
+    /// The TLS handshake failed: an untrusted or mismatched server certificate, a client
+    /// certificate the backend refused, or a plain (non-TLS) server.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     #[error("handshake did not complete within {0:?}")]
     Timeout(Duration),
     /// The backend answered the upgrade with an HTTP error (401 bad credentials, 403 not
@@ -52,8 +59,48 @@ pub struct Credentials<'a> {
     pub agent_name: &'a str,
     pub namespace: &'a str,
     pub user: &'a str,
-    pub password: &'a str,
+    /// `None` when a client certificate authenticates the agent (no Authorization header).
+    pub password: Option<&'a str>,
     pub subscriptions: &'a [String],
+}
+
+/// The TLS side of connecting: built once at start-up, so unreadable certificate files stop
+/// the agent at once instead of failing every connection attempt.
+#[derive(Clone)]
+pub struct Connector {
+    tls: Option<tls::TlsConnector>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Connector {
+    /// TLS is set up only when some backend URL is `wss://`.
+    pub fn new(urls: &[BackendUrl], config: &TlsConfig) -> Result<Connector, tls::TlsError> {
+        if !urls.iter().any(|u| u.secure) {
+            return Ok(Connector { tls: None });
+        }
+        let client_cert = match (&config.cert_file, &config.key_file) {
+            (Some(cert_file), Some(key_file)) => Some(tls::CertKeyFiles {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            }),
+            _ => None,
+        };
+        let client = tls::client_config(&tls::ClientOptions {
+            trusted_ca_file: config.trusted_ca_file.clone(),
+            insecure_skip_verify: config.insecure_skip_tls_verify,
+            client_cert,
+        })?;
+        Ok(Connector {
+            tls: Some(tls::TlsConnector::from(client)),
+        })
+    }
 }
 
 /// The upgrade request: URL plus the Sensu handshake headers.
@@ -68,8 +115,6 @@ pub fn handshake_request(url: &BackendUrl, who: &Credentials<'_>) -> Result<Requ
             reason: e.to_string(),
         })
     };
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", who.user, who.password));
     let headers = req.headers_mut();
     headers.insert(
         wire::HEADER_AGENT_NAME,
@@ -87,10 +132,14 @@ pub fn handshake_request(url: &BackendUrl, who: &Credentials<'_>) -> Result<Requ
         wire::HEADER_SUBSCRIPTIONS,
         value(wire::HEADER_SUBSCRIPTIONS, who.subscriptions.join(","))?,
     );
-    headers.insert(
-        header::AUTHORIZATION,
-        value("Authorization", format!("Basic {basic}"))?,
-    );
+    if let Some(password) = who.password {
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", who.user, password));
+        headers.insert(
+            header::AUTHORIZATION,
+            value("Authorization", format!("Basic {basic}"))?,
+        );
+    }
     headers.insert(
         header::ACCEPT,
         HeaderValue::from_static(wire::CONTENT_TYPE_JSON),
@@ -114,18 +163,19 @@ pub fn websocket_config() -> WebSocketConfig {
 pub async fn connect(
     url: &BackendUrl,
     who: &Credentials<'_>,
+    connector: &Connector,
     timeout: Duration,
 ) -> Result<(WsStream, Option<String>), ConnectError> {
-    if url.secure {
-        return Err(ConnectError::TlsNotImplemented);
-    }
     let request = handshake_request(url, who)?;
-    let attempt =
-        tokio_tungstenite::connect_async_with_config(request, Some(websocket_config()), true);
+    let attempt = async {
+        let stream = open_stream(url, connector).await?;
+        tokio_tungstenite::client_async_with_config(request, stream, Some(websocket_config()))
+            .await
+            .map_err(classify)
+    };
     let (ws, response) = match tokio::time::timeout(timeout, attempt).await {
         Err(_) => return Err(ConnectError::Timeout(timeout)),
-        Ok(Err(e)) => return Err(classify(e)),
-        Ok(Ok(pair)) => pair,
+        Ok(result) => result?,
     };
     let backend_id = response
         .headers()
@@ -133,6 +183,32 @@ pub async fn connect(
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     Ok((ws, backend_id))
+}
+
+/// TCP to the backend, then TLS for `wss://`.
+async fn open_stream(
+    url: &BackendUrl,
+    connector: &Connector,
+) -> Result<tls::ClientStream, ConnectError> {
+    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(|e| ConnectError::Network(format!("cannot connect to {url}: {e}")))?;
+    // Frames are small and latency matters more than packet count (keepalives, results).
+    let _ = tcp.set_nodelay(true);
+    if !url.secure {
+        return Ok(tls::Stream::Plain(tcp));
+    }
+    let Some(tls) = &connector.tls else {
+        return Err(ConnectError::Tls("no TLS configuration for wss://".into()));
+    };
+    let name = tls::ServerName::try_from(url.host.clone()).map_err(|e| {
+        ConnectError::Tls(format!("{:?} is not a valid server name: {e}", url.host))
+    })?;
+    let stream = tls
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ConnectError::Tls(e.to_string()))?;
+    Ok(stream.into())
 }
 
 fn classify(e: tokio_tungstenite::tungstenite::Error) -> ConnectError {
@@ -211,7 +287,7 @@ mod tests {
             agent_name: "a1",
             namespace: "default",
             user: "agent",
-            password: "P@ssw0rd!",
+            password: Some("P@ssw0rd!"),
             subscriptions: &subs,
         };
         let req = handshake_request(&url, &who).unwrap();
@@ -222,5 +298,15 @@ mod tests {
         assert_eq!(h["accept"], "application/json");
         assert_eq!(h[wire::HEADER_PROTOCOL_VERSION], "1");
         assert_eq!(req.uri().path(), "/");
+
+        // A client certificate is the credential: no password goes out.
+        let wss: BackendUrl = "wss://backend.example:8081".parse().unwrap();
+        let cert_only = Credentials {
+            password: None,
+            ..who
+        };
+        let req = handshake_request(&wss, &cert_only).unwrap();
+        assert!(req.headers().get("authorization").is_none());
+        assert_eq!(req.uri().scheme_str(), Some("wss"));
     }
 }

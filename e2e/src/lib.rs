@@ -127,15 +127,33 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: String, user: &str, password: &str) -> Api {
+        Api::build(base, user, password, None)
+    }
+
+    /// A client of an `https://` API that trusts only the CA certificate `ca_pem`.
+    pub fn with_ca(base: String, user: &str, password: &str, ca_pem: &str) -> Api {
+        Api::build(base, user, password, Some(ca_pem))
+    }
+
+    fn build(base: String, user: &str, password: &str, ca_pem: Option<&str>) -> Api {
         let auth = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+            .timeout_global(Some(Duration::from_secs(10)));
+        if let Some(pem) = ca_pem {
+            let ca = ureq::tls::Certificate::from_pem(pem.as_bytes()).expect("CA certificate PEM");
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                        ca,
+                    ])))
+                    .build(),
+            );
+        }
+        let agent = config.build().into();
         Api { base, auth, agent }
     }
 

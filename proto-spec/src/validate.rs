@@ -17,6 +17,45 @@ impl ValidationError {
     }
 }
 
+/// Most subscriptions an entity (besides its own `entity:<name>`) or a check may have. Sensu
+/// sets no limit; every subscription is a bus topic a session joins and a scheduler fans out
+/// to, so an unbounded list is a cheap way to slow a backend down. Real ones hold a handful.
+pub const MAX_SUBSCRIPTIONS: usize = 256;
+
+/// Most labels, and separately most annotations, one resource's metadata may hold. Filters,
+/// redaction and token substitution walk them for every event.
+pub const MAX_LABELS: usize = 256;
+
+/// `items` (named `field`) has at most `max` entries.
+pub fn validate_count(field: &str, len: usize, max: usize) -> Result<(), ValidationError> {
+    if len > max {
+        Err(ValidationError::new(
+            field,
+            format!("{len} entries exceed the limit of {max}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The size limits of an object's metadata: at most [`MAX_LABELS`] labels and as many
+/// annotations.
+pub fn validate_metadata_limits(meta: &crate::meta::ObjectMeta) -> Result<(), ValidationError> {
+    validate_count("metadata.labels", meta.labels.len(), MAX_LABELS)?;
+    validate_count("metadata.annotations", meta.annotations.len(), MAX_LABELS)
+}
+
+/// An entity's subscriptions within [`MAX_SUBSCRIPTIONS`], not counting the `entity:<name>`
+/// one the backend adds itself.
+pub fn validate_entity_subscriptions(
+    name: &str,
+    subscriptions: &[String],
+) -> Result<(), ValidationError> {
+    let own = format!("entity:{name}");
+    let n = subscriptions.iter().filter(|s| **s != own).count();
+    validate_count("subscriptions", n, MAX_SUBSCRIPTIONS)
+}
+
 fn is_word(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }

@@ -791,3 +791,96 @@ fn users_and_others() {
     );
     expect_field!(CheckRequest::default(), "config");
 }
+
+/// `n` distinct names with a prefix.
+fn many(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn labelled(name: &str, labels: usize, annotations: usize) -> ObjectMeta {
+    let mut m = meta(name);
+    m.labels = many("l", labels)
+        .into_iter()
+        .map(|k| (k, "v".into()))
+        .collect();
+    m.annotations = many("a", annotations)
+        .into_iter()
+        .map(|k| (k, "v".into()))
+        .collect();
+    m
+}
+
+#[test]
+fn size_limits() {
+    // Entities: the backend's own entity:<name> does not count against the limit.
+    let mut subs = many("sub", MAX_SUBSCRIPTIONS);
+    subs.push("entity:web01".into());
+    let at_limit = Entity {
+        subscriptions: Some(subs.clone()),
+        metadata: labelled("web01", MAX_LABELS, MAX_LABELS),
+        ..entity()
+    };
+    expect_field!(at_limit.clone(), "ok");
+    subs.push("one-more".into());
+    expect_field!(
+        Entity {
+            subscriptions: Some(subs.clone()),
+            ..at_limit.clone()
+        },
+        "subscriptions"
+    );
+    expect_field!(
+        Entity {
+            metadata: labelled("web01", MAX_LABELS + 1, 0),
+            ..entity()
+        },
+        "metadata.labels"
+    );
+    expect_field!(
+        Entity {
+            metadata: labelled("web01", 0, MAX_LABELS + 1),
+            ..entity()
+        },
+        "metadata.annotations"
+    );
+    let err = Entity {
+        subscriptions: Some(subs.clone()),
+        ..entity()
+    }
+    .validate_limits()
+    .unwrap_err();
+    assert!(err.to_string().contains("exceed the limit of 256"), "{err}");
+    expect_field!(
+        EntityConfig {
+            entity_class: "proxy".into(),
+            subscriptions: Some(subs),
+            metadata: meta("db"),
+            ..Default::default()
+        },
+        "subscriptions"
+    );
+
+    // Checks, stored or inside an event.
+    expect_field!(
+        CheckConfig {
+            subscriptions: many("sub", MAX_SUBSCRIPTIONS),
+            metadata: labelled("check-cpu", MAX_LABELS, MAX_LABELS),
+            ..check()
+        },
+        "ok"
+    );
+    expect_field!(
+        CheckConfig {
+            subscriptions: many("sub", MAX_SUBSCRIPTIONS + 1),
+            ..check()
+        },
+        "subscriptions"
+    );
+    expect_field!(
+        CheckConfig {
+            metadata: labelled("check-cpu", MAX_LABELS + 1, 0),
+            ..check()
+        },
+        "metadata.labels"
+    );
+}

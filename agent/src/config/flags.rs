@@ -135,14 +135,16 @@ pub const FLAGS: &[FlagDef] = &[
         "Cache directory; holds the outbox/ of events waiting for the backend (one agent per \
          directory) [default: /var/cache/picket/picket-agent as root, else under \
          $XDG_CACHE_HOME or ~/.cache]"),
-    later("trusted-ca-file", Scalar, "",
-        "TLS CA certificate bundle (PEM)"),
-    later("cert-file", Scalar, "",
-        "TLS client certificate (PEM)"),
-    later("key-file", Scalar, "",
-        "TLS client private key (PEM)"),
-    later("insecure-skip-tls-verify", Bool, "false",
-        "Skip TLS verification (not recommended)"),
+    flag("trusted-ca-file", Scalar, "",
+        "CA certificates (PEM) that wss:// backends must be signed by [default: the system's]"),
+    flag("cert-file", Scalar, "",
+        "TLS client certificate (PEM) for wss:// backends that authenticate agents by \
+         certificate; with it the agent sends no password"),
+    flag("key-file", Scalar, "",
+        "Private key (PEM) of --cert-file"),
+    flag("insecure-skip-tls-verify", Bool, "false",
+        "Do not verify wss:// backends' certificates (for tests only: anyone can impersonate \
+         the backend)"),
     flag("redact", List, "password,passwd,pass,api_key,api_token,access_key,secret_key,private_key,secret",
         "Label and annotation keys whose values are redacted"),
     flag("allow-list", Scalar, "",

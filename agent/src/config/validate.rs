@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto_spec::validate::{validate_name, validate_subscription, validate_username};
+use proto_spec::validate::{
+    MAX_LABELS, MAX_SUBSCRIPTIONS, validate_name, validate_subscription, validate_username,
+};
 use telemetry::LogLevel;
 
 use super::flags::{FLAGS, FlagDef, Kind};
@@ -212,6 +214,16 @@ pub(super) fn validate(
     let subscriptions = v.names("subscriptions", validate_subscription);
     let labels = v.map("labels");
     let annotations = v.map("annotations");
+    // The backend refuses entities beyond these limits; better to say so at start-up.
+    for (key, len, max) in [
+        ("subscriptions", subscriptions.len(), MAX_SUBSCRIPTIONS),
+        ("labels", labels.len(), MAX_LABELS),
+        ("annotations", annotations.len(), MAX_LABELS),
+    ] {
+        if len > max {
+            v.fail(key, format!("{len} entries exceed the limit of {max}"));
+        }
+    }
 
     let interval = v.seconds("keepalive-interval");
     let warning = v.seconds("keepalive-warning-timeout");
@@ -401,9 +413,16 @@ pub(super) fn validate(
             ));
         }
     }
-    if backend_urls.iter().any(|u| u.secure) {
+    // Both also apply to asset downloads over HTTPS, so they matter without a wss:// backend.
+    if tls.insecure_skip_tls_verify {
         warnings.push(
-            "wss:// backend URLs need TLS, which is not implemented yet (arrives with a later release): connections to them will fail".to_string(),
+            "--insecure-skip-tls-verify is set: certificates of backends and asset servers are not verified, so anyone on the network path can impersonate them".to_string(),
+        );
+    }
+    if !backend_urls.iter().any(|u| u.secure) && tls.cert_file.is_some() {
+        warnings.push(
+            "--cert-file is set but no backend URL is wss://: the client certificate is not used"
+                .to_string(),
         );
     }
 

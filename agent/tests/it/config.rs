@@ -365,15 +365,72 @@ fn later_features_warn_only_when_changed() {
         &HashMap::new(),
     )
     .unwrap();
-    // --assets-burst-limit is implemented: only the other two warn.
-    assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+    // Assets and TLS are implemented (the CA file serves asset downloads even without a
+    // wss:// backend): only cloud detection is a later feature.
+    assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
     assert!(
+        cfg.warnings[0].contains("not implemented yet"),
+        "{:?}",
         cfg.warnings
+    );
+    // A client certificate without a wss:// backend is pointed out.
+    let cert_only = parse(
+        &["--cert-file", "/c.pem", "--key-file", "/k.pem"],
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert!(
+        cert_only
+            .warnings
             .iter()
-            .all(|w| w.contains("not implemented yet") && !w.contains("assets"))
+            .any(|w| w.contains("no backend URL is wss://")),
+        "{:?}",
+        cert_only.warnings
     );
     assert_eq!(cfg.assets.rate.burst, 4000);
     assert!(cfg.detect_cloud_provider);
+}
+
+#[test]
+fn tls_flags() {
+    let cfg = parse(
+        &[
+            "--backend-url",
+            "wss://backend.example",
+            "--trusted-ca-file",
+            "/etc/picket/ca.pem",
+            "--cert-file",
+            "/etc/picket/agent.pem",
+            "--key-file",
+            "/etc/picket/agent-key.pem",
+        ],
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    assert!(cfg.backend_urls[0].secure);
+    assert_eq!(cfg.backend_urls[0].port, 8081);
+    assert_eq!(
+        cfg.tls.trusted_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/picket/ca.pem"))
+    );
+    assert!(cfg.tls.key_file.is_some() && !cfg.tls.insecure_skip_tls_verify);
+
+    let cfg = parse(
+        &[
+            "--backend-url",
+            "wss://backend.example",
+            "--insecure-skip-tls-verify",
+        ],
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert!(cfg.tls.insecure_skip_tls_verify);
+    assert!(
+        cfg.warnings.iter().any(|w| w.contains("not verified")),
+        "{:?}",
+        cfg.warnings
+    );
 }
 
 #[test]
@@ -397,4 +454,24 @@ fn command_line_forms() {
     let err = parse_invocation(["picket-agent", "start", "--no-such-flag"], &none).unwrap_err();
     assert!(!err.to_string().contains('\n'));
     assert!(parse_invocation(["picket-agent"], &none).is_err());
+}
+
+#[test]
+fn entity_size_limits_are_checked_at_start() {
+    let subs: Vec<String> = (0..=proto_spec::validate::MAX_SUBSCRIPTIONS)
+        .map(|i| format!("s{i}"))
+        .collect();
+    let labels: Vec<String> = (0..=proto_spec::validate::MAX_LABELS)
+        .map(|i| format!("k{i}=v"))
+        .collect();
+    let (subs, labels) = (subs.join(","), labels.join(","));
+    let err = parse(
+        &["--subscriptions", &subs, "--labels", &labels],
+        &HashMap::new(),
+    )
+    .unwrap_err();
+    let mut keys = err.keys();
+    keys.sort();
+    assert_eq!(keys, ["labels", "subscriptions"], "{err}");
+    assert!(err.to_string().contains("exceed the limit of 256"), "{err}");
 }

@@ -1,9 +1,11 @@
 //! agentd: the agent WebSocket port (sensu-compat 5.2, proto-spec/PROTOCOL.md).
 //!
 //! The upgrade request is checked before any WebSocket exists: namespace (404), credentials
-//! (401), agent name and subscriptions (400). A session then reads frames and hands keepalives
-//! and events to the shard queues; it never processes them itself, so a slow store slows only
-//! the agents whose queues are full. A bad frame closes only its own session, with a close
+//! (401), agent name and subscriptions (400). Credentials are HTTP Basic, or, on a TLS port
+//! with `--agent-auth-trusted-ca-file`, a client certificate the handshake verified: its CN
+//! is then the agent's user and must be its name (see `certificate_identity`). A session
+//! then reads frames and hands keepalives and events to the shard queues; it never processes
+//! them itself, so a slow store slows only the agents whose queues are full. A bad frame closes only its own session, with a close
 //! code and reason, and is counted.
 
 use std::sync::Arc;
@@ -11,8 +13,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,7 +22,9 @@ use proto_spec::ObjectMeta;
 use proto_spec::v2::entity::ENTITY_CLASS_AGENT;
 use proto_spec::v2::entity_config::ENTITY_CONFIG_NOT_FOUND;
 use proto_spec::v2::{EntityConfig, Event};
-use proto_spec::validate::{validate_name, validate_subscription};
+use proto_spec::validate::{
+    ValidationError, validate_entity_subscriptions, validate_name, validate_subscription,
+};
 use proto_spec::wire::{self, FrameError, Message};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +33,7 @@ use crate::auth::{AuthError, Authenticator};
 use crate::bus::{BusSubscription, CheckBus};
 use crate::eventd::{Dispatcher, Work};
 use crate::keys;
+use crate::listener::PeerInfo;
 use crate::metrics::Metrics;
 use crate::repo::Repo;
 
@@ -66,6 +71,8 @@ pub fn router(state: AgentdState) -> Router {
 struct Peer {
     namespace: String,
     agent: String,
+    /// The authenticated user: the Basic credentials' user, or the client certificate's CN.
+    user: String,
     /// Subscriptions the agent announced; a stored entity configuration overrides them.
     subscriptions: Vec<String>,
 }
@@ -98,6 +105,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 
 async fn upgrade(
     State(state): State<AgentdState>,
+    connection: Option<Extension<ConnectInfo<PeerInfo>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -111,7 +119,18 @@ async fn upgrade(
         return resp;
     }
     let namespace = header(&headers, wire::HEADER_NAMESPACE).to_string();
-    let agent = header(&headers, wire::HEADER_AGENT_NAME).to_string();
+    let client_cn = connection.and_then(|Extension(ConnectInfo(peer))| peer.client_cn);
+    let agent = match certificate_identity(
+        client_cn.as_deref(),
+        header(&headers, wire::HEADER_AGENT_NAME),
+    ) {
+        Ok(agent) => agent,
+        Err(message) => {
+            Metrics::inc(&state.metrics.handshake_unauthorized_total);
+            tracing::warn!(reason = %message, "Agent handshake refused");
+            return refuse(StatusCode::UNAUTHORIZED, message);
+        }
+    };
     if let Err(e) = validate_name("Sensu-AgentName", &agent) {
         Metrics::inc(&state.metrics.handshake_invalid_total);
         return refuse(StatusCode::BAD_REQUEST, e.to_string());
@@ -125,6 +144,11 @@ async fn upgrade(
     if let Some(e) = subscriptions
         .iter()
         .find_map(|s| validate_subscription("Sensu-Subscriptions", s).err())
+        .or_else(|| {
+            validate_entity_subscriptions(&agent, &subscriptions)
+                .err()
+                .map(|e| ValidationError::new("Sensu-Subscriptions", e.reason))
+        })
     {
         Metrics::inc(&state.metrics.handshake_invalid_total);
         return refuse(StatusCode::BAD_REQUEST, e.to_string());
@@ -146,8 +170,12 @@ async fn upgrade(
     let authz = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth.authenticate_header(authz).await {
-        Ok(_) => {}
+    let authenticated = match &client_cn {
+        Some(cn) => certificate_user(&state.repo, cn).await,
+        None => state.auth.authenticate_header(authz).await,
+    };
+    let user = match authenticated {
+        Ok(user) => user.username,
         Err(AuthError::Repo(e)) => {
             tracing::error!(error = %e, "Store unavailable during an agent handshake");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
@@ -157,10 +185,11 @@ async fn upgrade(
             tracing::warn!(agent = %agent, namespace = %namespace, reason = %e, "Agent handshake refused");
             return refuse(StatusCode::UNAUTHORIZED, e.to_string());
         }
-    }
+    };
     let peer = Peer {
         namespace,
         agent,
+        user,
         subscriptions,
     };
     let backend_id = state.backend_id.clone();
@@ -189,10 +218,37 @@ async fn upgrade(
     resp
 }
 
+/// The agent name of a handshake. Under mutual TLS the verified certificate's CN names the
+/// agent: `Sensu-AgentName` may be omitted, and must equal the CN when given, so one agent's
+/// certificate cannot speak for another.
+fn certificate_identity(client_cn: Option<&str>, announced: &str) -> Result<String, String> {
+    match client_cn {
+        None => Ok(announced.to_string()),
+        Some(cn) if announced.is_empty() || announced == cn => Ok(cn.to_string()),
+        Some(cn) => Err(format!(
+            "the client certificate is for {cn:?}, not for agent {announced:?}"
+        )),
+    }
+}
+
+/// The user of an agent authenticated by its client certificate: the CN, no password. A
+/// stored user of that name that is disabled is refused, so disabling the user revokes the
+/// agent's certificate.
+async fn certificate_user(repo: &Repo, cn: &str) -> Result<proto_spec::v2::User, AuthError> {
+    match repo.get::<proto_spec::v2::User>(&keys::user(cn)).await? {
+        Some(user) if user.disabled => Err(AuthError::BadCredentials),
+        Some(user) => Ok(user),
+        None => Ok(proto_spec::v2::User {
+            username: cn.to_string(),
+            ..Default::default()
+        }),
+    }
+}
+
 async fn session(state: AgentdState, peer: Peer, mut socket: WebSocket) {
     state.metrics.agent_sessions.fetch_add(1, Ordering::Relaxed);
     Metrics::inc(&state.metrics.agent_sessions_total);
-    tracing::info!(agent = %peer.agent, namespace = %peer.namespace, "Agent session opened");
+    tracing::info!(agent = %peer.agent, namespace = %peer.namespace, user = %peer.user, "Agent session opened");
     let reason = run_session(&state, &peer, &mut socket).await;
     state.metrics.agent_sessions.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(agent = %peer.agent, namespace = %peer.namespace, reason = %reason, "Agent session closed");
@@ -333,6 +389,11 @@ async fn submit(state: &AgentdState, peer: &Peer, mut event: Event, keepalive: b
     }
     if entity.metadata.name.is_empty() {
         entity.metadata.name = peer.agent.clone();
+    }
+    if let Err(e) = entity.validate_limits() {
+        Metrics::inc(&state.metrics.events_rejected_total);
+        tracing::warn!(agent = %peer.agent, error = %e, "Dropping an event whose entity exceeds a size limit");
+        return true;
     }
     entity.metadata.namespace = peer.namespace.clone();
     if let Some(check) = event.check.as_mut() {

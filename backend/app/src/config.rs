@@ -136,14 +136,28 @@ pub struct StartFlags {
     /// the state directory].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    #[arg(long, help = format!("TLS certificate for the API and agent ports {LATER}"))]
+    /// TLS certificate (PEM, chain after the leaf) of the API and agent ports; with
+    /// --key-file, the API serves https:// and agents connect with wss://.
+    #[arg(long)]
     pub cert_file: Option<PathBuf>,
-    #[arg(long, help = format!("TLS key for the API and agent ports {LATER}"))]
+    /// Private key (PEM) of --cert-file.
+    #[arg(long)]
     pub key_file: Option<PathBuf>,
-    #[arg(long, help = format!("CA certificate to trust {LATER}"))]
+    #[arg(long, help = format!("CA certificates the backend trusts as a client (of etcd) {LATER}"))]
     pub trusted_ca_file: Option<PathBuf>,
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", help = format!("Skip TLS verification {LATER}"))]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", help = format!("Skip verifying servers the backend connects to (etcd) {LATER}"))]
     pub insecure_skip_tls_verify: bool,
+    /// TLS certificate (PEM) of the agent port only, instead of --cert-file.
+    #[arg(long)]
+    pub agent_auth_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --agent-auth-cert-file.
+    #[arg(long)]
+    pub agent_auth_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) of agent client certificates: an agent presenting a certificate
+    /// of this CA is authenticated as the certificate's CN (mutual TLS); one presenting
+    /// another certificate is refused; one presenting none logs in with its password.
+    #[arg(long)]
+    pub agent_auth_trusted_ca_file: Option<PathBuf>,
     #[arg(long, help = format!("ECDSA private key for signing access tokens {LATER}"))]
     pub jwt_private_key_file: Option<PathBuf>,
     #[arg(long, help = format!("ECDSA public key for verifying access tokens {LATER}"))]
@@ -470,6 +484,52 @@ fn is_writable_or_creatable(dir: &Path) -> bool {
             None => return false,
         }
     }
+}
+
+/// The TLS configurations of the API and agent ports from the flags: `(api, agent)`, each
+/// `None` for a plain port. Unreadable or mismatched files are configuration errors, reported
+/// before anything listens.
+pub type PortTls = (
+    Option<std::sync::Arc<tls::ServerConfig>>,
+    Option<std::sync::Arc<tls::ServerConfig>>,
+);
+
+pub fn port_tls(flags: &StartFlags) -> Result<PortTls, ConfigError> {
+    let pair =
+        |cert: &Option<PathBuf>, key: &Option<PathBuf>, names: (&str, &str)| match (cert, key) {
+            (Some(cert_file), Some(key_file)) => Ok(Some(tls::CertKeyFiles {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(ConfigError::Invalid(format!(
+                "--{} and --{} must be set together",
+                names.0, names.1
+            ))),
+        };
+    let api = pair(&flags.cert_file, &flags.key_file, ("cert-file", "key-file"))?;
+    let agent_own = pair(
+        &flags.agent_auth_cert_file,
+        &flags.agent_auth_key_file,
+        ("agent-auth-cert-file", "agent-auth-key-file"),
+    )?;
+    let agent = agent_own.or_else(|| api.clone());
+    let client_ca = flags.agent_auth_trusted_ca_file.as_deref();
+    if agent.is_none() && client_ca.is_some() {
+        return Err(ConfigError::Invalid(
+            "--agent-auth-trusted-ca-file needs TLS on the agent port: set --cert-file and --key-file (or --agent-auth-cert-file and --agent-auth-key-file)".into(),
+        ));
+    }
+    let tls_err = |e: tls::TlsError| ConfigError::Invalid(e.to_string());
+    let api = api
+        .map(|files| tls::server_config(&files, None))
+        .transpose()
+        .map_err(tls_err)?;
+    let agent = agent
+        .map(|files| tls::server_config(&files, client_ca))
+        .transpose()
+        .map_err(tls_err)?;
+    Ok((api, agent))
 }
 
 /// Resolve `[::]:8080`-style listen addresses; `[::]` falls back to `0.0.0.0` at bind time.

@@ -28,6 +28,7 @@ pub mod eventd;
 pub mod init;
 pub mod keepalived;
 pub mod keys;
+pub mod listener;
 pub mod metrics;
 pub mod pipelined;
 pub mod repo;

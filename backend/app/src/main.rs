@@ -181,6 +181,13 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
             return Ok(ExitCode::from(EX_USAGE));
         }
     }
+    let (api_tls, agent_tls) = match config::port_tls(&flags) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("picket-backend: {e}");
+            return Ok(ExitCode::from(EX_USAGE));
+        }
+    };
     let store = open_store(&flags.store, env)?;
     first_start(&store, env, flags.store.state_dir.as_deref()).await?;
 
@@ -198,6 +205,8 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
             "" => "picket-backend".to_string(),
             h => h.to_string(),
         },
+        api_tls,
+        agent_tls,
     };
     let asset_dir = flags.cache_dir.clone().unwrap_or_else(|| {
         config::resolve_state_dir(flags.store.state_dir.as_deref(), env).join("cache")

@@ -129,7 +129,7 @@ impl Pipelined {
         let ns = event.namespace().to_string();
         match self.catalog(&ns).await {
             Ok(catalog) => {
-                self.runner.submit(event, catalog);
+                self.runner.submit(redact(event), catalog);
             }
             Err(e) => {
                 tracing::error!(namespace = %ns, error = %e, "Cannot read pipeline definitions; event not handled");
@@ -155,6 +155,23 @@ impl Pipelined {
 }
 
 /// Read one namespace's definitions from the store.
+/// The event as the pipeline sees it: entity labels and annotations named by its `redact`
+/// list (or the default list) read `REDACTED` (sensu-compat 1.3), so no filter, mutator,
+/// handler or log line of the pipeline ever holds the secret. The stored event keeps the real
+/// values; an event with nothing to hide is passed on without a copy.
+fn redact(event: Arc<Event>) -> Arc<Event> {
+    let Some(entity) = event.entity.as_ref() else {
+        return event;
+    };
+    let redacted = entity.redacted();
+    if redacted == *entity {
+        return event;
+    }
+    let mut copy = (*event).clone();
+    copy.entity = Some(redacted);
+    Arc::new(copy)
+}
+
 pub async fn load_catalog(repo: &Repo, ns: &str) -> RepoResult<Catalog> {
     async fn named<T: DeserializeOwned>(
         repo: &Repo,

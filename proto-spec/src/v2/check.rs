@@ -11,9 +11,9 @@ use crate::v2::hook::{Hook, HookConfig};
 use crate::v2::metrics::MetricTag;
 use crate::v2::time_window::{TimeWindowRepeated, TimeWindowWhen};
 use crate::validate::{
-    ValidationError, require_namespace, validate_asset_names, validate_check_hook_type,
-    validate_cron, validate_env_vars, validate_name, validate_no_blank,
-    validate_output_metric_format,
+    MAX_SUBSCRIPTIONS, ValidationError, require_namespace, validate_asset_names,
+    validate_check_hook_type, validate_count, validate_cron, validate_env_vars,
+    validate_metadata_limits, validate_name, validate_no_blank, validate_output_metric_format,
 };
 
 pub const CHECK_STATE_PASSING: &str = "passing";
@@ -383,6 +383,8 @@ impl CheckConfig {
         }
         validate_no_blank("handlers", &self.handlers)?;
         validate_no_blank("subscriptions", &self.subscriptions)?;
+        validate_count("subscriptions", self.subscriptions.len(), MAX_SUBSCRIPTIONS)?;
+        validate_metadata_limits(&self.metadata)?;
         validate_asset_names("runtime_assets", self.runtime_assets())?;
         if !self.proxy_entity_name.is_empty() {
             validate_name("proxy_entity_name", &self.proxy_entity_name)?;

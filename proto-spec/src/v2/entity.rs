@@ -6,7 +6,10 @@ use crate::meta::ObjectMeta;
 use crate::serde_util::{
     go_float, is_false, is_zero_f64, is_zero_i32, is_zero_i64, null_as_default,
 };
-use crate::validate::{ValidationError, require_namespace, validate_name, validate_no_blank};
+use crate::validate::{
+    ValidationError, require_namespace, validate_entity_subscriptions, validate_metadata_limits,
+    validate_name, validate_no_blank,
+};
 
 pub const ENTITY_CLASS_AGENT: &str = "agent";
 pub const ENTITY_CLASS_PROXY: &str = "proxy";
@@ -255,6 +258,14 @@ impl Entity {
         validate_name("entity_class", &self.entity_class)?;
         require_namespace(&self.metadata.namespace)?;
         validate_no_blank("subscriptions", self.subscriptions())?;
-        validate_no_blank("keepalive_handlers", &self.keepalive_handlers)
+        validate_no_blank("keepalive_handlers", &self.keepalive_handlers)?;
+        self.validate_limits()
+    }
+
+    /// The size limits alone (subscriptions, labels, annotations): what a backend checks on
+    /// entities arriving from agents, whose other fields it fills in itself.
+    pub fn validate_limits(&self) -> Result<(), ValidationError> {
+        validate_entity_subscriptions(&self.metadata.name, self.subscriptions())?;
+        validate_metadata_limits(&self.metadata)
     }
 }

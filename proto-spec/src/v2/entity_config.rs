@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use crate::meta::ObjectMeta;
 use crate::serde_util::null_as_default;
 use crate::v2::entity::{Deregistration, Entity};
-use crate::validate::{ValidationError, require_namespace, validate_name, validate_no_blank};
+use crate::validate::{
+    ValidationError, require_namespace, validate_entity_subscriptions, validate_metadata_limits,
+    validate_name, validate_no_blank,
+};
 
 /// Name an `entity_config` message carries when the backend has no stored configuration for
 /// the agent, meaning "keep using your local configuration".
@@ -61,10 +64,10 @@ impl EntityConfig {
         validate_name("metadata.name", &self.metadata.name)?;
         validate_name("entity_class", &self.entity_class)?;
         require_namespace(&self.metadata.namespace)?;
-        validate_no_blank(
-            "subscriptions",
-            self.subscriptions.as_deref().unwrap_or_default(),
-        )?;
-        validate_no_blank("keepalive_handlers", &self.keepalive_handlers)
+        let subscriptions = self.subscriptions.as_deref().unwrap_or_default();
+        validate_no_blank("subscriptions", subscriptions)?;
+        validate_no_blank("keepalive_handlers", &self.keepalive_handlers)?;
+        validate_entity_subscriptions(&self.metadata.name, subscriptions)?;
+        validate_metadata_limits(&self.metadata)
     }
 }

@@ -84,8 +84,27 @@ pub fn router(state: ApiState, body_limit: usize) -> Router {
             state.clone(),
             count_and_gate,
         ))
+        .layer(middleware::map_response(json_payload_too_large))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Bodies over `--api-request-limit` are refused by whichever extractor reads them; those
+/// that read raw bytes (merge patches, adhoc requests) answer in plain text, so every 413 is
+/// given the API's JSON error body here.
+async fn json_payload_too_large(resp: Response) -> Response {
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return resp;
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the request body exceeds the API's size limit (--api-request-limit)",
+    )
+    .into_response()
 }
 
 // === errors ===
