@@ -1,7 +1,8 @@
 //! agentd: the agent WebSocket port (sensu-compat 5.2, proto-spec/PROTOCOL.md).
 //!
 //! The upgrade request is checked before any WebSocket exists: namespace (404), credentials
-//! (401), agent name and subscriptions (400). A session then reads frames and hands keepalives
+//! (401, 429 past the failed-login limit), RBAC `create` on `events` in the namespace (403),
+//! agent name and subscriptions (400). A session then reads frames and hands keepalives
 //! and events to the shard queues; it never processes them itself, so a slow store slows only
 //! the agents whose queues are full. A bad frame closes only its own session, with a close
 //! code and reason, and is counted.
@@ -30,6 +31,7 @@ use crate::bus::{BusSubscription, CheckBus};
 use crate::eventd::{Dispatcher, Work};
 use crate::keys;
 use crate::metrics::Metrics;
+use crate::rbac::{Attributes, Authorizer, Verb};
 use crate::repo::Repo;
 
 /// A session that sends nothing at all (no frame, no WebSocket ping) for this long is closed.
@@ -45,6 +47,8 @@ const SESSION_BUFFER_BYTES: usize = 4096;
 pub struct AgentdState {
     pub repo: Repo,
     pub auth: Arc<Authenticator>,
+    /// Agents need `create` on `events` in their namespace, as any API caller would.
+    pub authz: Arc<Authorizer>,
     pub dispatcher: Dispatcher,
     pub bus: Arc<CheckBus>,
     pub sessions: Arc<SessionRegistry>,
@@ -98,6 +102,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 
 async fn upgrade(
     State(state): State<AgentdState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -146,11 +151,35 @@ async fn upgrade(
     let authz = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth.authenticate_header(authz).await {
-        Ok(_) => {}
+    let source = connect.map(|c| c.0.0.ip());
+    match state.auth.identify(authz, source).await {
+        Ok(who) => {
+            let what = Attributes {
+                verb: Verb::Create,
+                resource: "events".to_string(),
+                namespace: Some(namespace.clone()),
+                name: None,
+            };
+            if !state.authz.authorize(&who, &what) {
+                Metrics::inc(&state.metrics.handshake_unauthorized_total);
+                tracing::warn!(agent = %agent, namespace = %namespace, user = %who.username, "Agent handshake refused by RBAC");
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "permission denied: user {:?} may not create events in namespace {namespace:?}",
+                        who.username
+                    ),
+                );
+            }
+        }
         Err(AuthError::Repo(e)) => {
             tracing::error!(error = %e, "Store unavailable during an agent handshake");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+        }
+        Err(e @ AuthError::RateLimited { .. }) => {
+            Metrics::inc(&state.metrics.handshake_unauthorized_total);
+            tracing::warn!(agent = %agent, namespace = %namespace, reason = %e, "Agent handshake refused");
+            return refuse(StatusCode::TOO_MANY_REQUESTS, e.to_string());
         }
         Err(e) => {
             Metrics::inc(&state.metrics.handshake_unauthorized_total);

@@ -181,6 +181,12 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
             return Ok(ExitCode::from(EX_USAGE));
         }
     }
+    if flags.jwt_private_key_file.is_some() || flags.jwt_public_key_file.is_some() {
+        eprintln!(
+            "picket-backend: --jwt-private-key-file/--jwt-public-key-file: ECDSA token keys are not implemented; remove them to sign tokens with HS256 and the store's secret"
+        );
+        return Ok(ExitCode::from(EX_USAGE));
+    }
     let store = open_store(&flags.store, env)?;
     first_start(&store, env, flags.store.state_dir.as_deref()).await?;
 

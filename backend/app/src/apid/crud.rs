@@ -5,7 +5,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /{collection}` | every namespace's items; `limit`/`continue` pagination |
+//! | `GET /{collection}` | every namespace's items the caller may list; `limit`/`continue` pagination (a page can come out short: it is filtered after reading) |
 //! | `GET /namespaces/{ns}/{collection}` | one namespace's items; 404 for an unknown namespace |
 //! | `POST /namespaces/{ns}/{collection}` | 201, empty body; 409 if it exists |
 //! | `GET /namespaces/{ns}/{collection}/{name}` | 200 + `ETag` |
@@ -30,6 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::authz::ListScope;
 use super::{
     ApiError, ApiJson, ApiState, AuthUser, ListParams, fnv1a, list_response, require_namespace,
     single_response,
@@ -209,11 +210,13 @@ where
     ))
 }
 
+/// Every namespace's items the caller may list (`scope`, from `authz::gate`).
 async fn list_all<R: NamespacedResource>(
     State(state): State<ApiState>,
+    Extension(scope): Extension<ListScope>,
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    let page = state
+    let mut page = state
         .repo
         .list::<R>(
             &keys::resources_prefix(R::STORE_KIND, None),
@@ -221,6 +224,8 @@ async fn list_all<R: NamespacedResource>(
             p.continue_token.as_deref(),
         )
         .await?;
+    page.items
+        .retain(|item| scope.allows(&item.metadata().namespace));
     Ok(list_response(presented(page)))
 }
 

@@ -1,0 +1,282 @@
+//! Access and refresh tokens, logout, API keys and failed-login limits through the real API.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backend_app::auth::AuthConfig;
+use backend_app::init;
+use backend_app::repo::Repo;
+use backend_store::{EmbeddedStore, Store};
+use common::*;
+
+async fn initialised_memory_store() -> Arc<dyn Store> {
+    let store: Arc<dyn Store> = EmbeddedStore::in_memory().expect("in-memory store");
+    init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1)
+        .await
+        .expect("init");
+    store
+}
+
+async fn login(tb: &TestBackend, user: (&str, &str)) -> serde_json::Value {
+    let r = http("GET", &format!("{}/auth", tb.api), Some(user), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+#[tokio::test]
+async fn expired_access_token_is_refused_refreshed_and_logout_revokes() {
+    let auth = AuthConfig {
+        access_token_ttl: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let (tb, _run) = start_on(initialised_memory_store().await, auth).await;
+    let tokens = login(&tb, ADMIN).await;
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    assert!(tokens["expires_at"].as_i64().unwrap() > 0);
+    let namespaces = format!("{}/namespaces", tb.v2);
+
+    let bearer = format!("Bearer {access}");
+    let r = authed("GET", &namespaces, Some(&bearer), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // The token lapses after its (one-second) lifetime: 401 with a reason.
+    let expired = eventually(
+        "the access token to expire",
+        Duration::from_secs(10),
+        || {
+            let (url, bearer) = (namespaces.clone(), bearer.clone());
+            async move {
+                let r = authed("GET", &url, Some(&bearer), None).await;
+                (r.status == 401).then_some(r)
+            }
+        },
+    )
+    .await;
+    expired.assert_error(401, 5, "expired");
+
+    // The expired access token and the refresh token buy a new access token.
+    let body = serde_json::json!({ "refresh_token": refresh }).to_string();
+    let r = authed(
+        "POST",
+        &format!("{}/auth/token", tb.api),
+        Some(&bearer),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let renewed = r.json();
+    assert_eq!(renewed["refresh_token"], refresh.as_str());
+    let fresh = format!("Bearer {}", renewed["access_token"].as_str().unwrap());
+    assert_ne!(fresh, bearer);
+    let r = authed("GET", &namespaces, Some(&fresh), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A refresh without a body, or with an unknown token, is refused.
+    let r = authed(
+        "POST",
+        &format!("{}/auth/token", tb.api),
+        Some(&fresh),
+        Some("{}"),
+    )
+    .await;
+    r.assert_error(400, 1, "refresh_token");
+    let unknown = serde_json::json!({ "refresh_token": "0123" }).to_string();
+    let r = authed(
+        "POST",
+        &format!("{}/auth/token", tb.api),
+        Some(&fresh),
+        Some(&unknown),
+    )
+    .await;
+    r.assert_error(401, 5, "revoked");
+
+    // Logout revokes the refresh token: refreshing fails afterwards.
+    let r = authed(
+        "POST",
+        &format!("{}/auth/logout", tb.api),
+        Some(&fresh),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = authed(
+        "POST",
+        &format!("{}/auth/token", tb.api),
+        Some(&fresh),
+        Some(&body),
+    )
+    .await;
+    r.assert_error(401, 5, "revoked");
+
+    // A forged token (signed with another secret) is refused.
+    let other = start().await;
+    let foreign = login(&other, ADMIN).await;
+    let r = authed(
+        "GET",
+        &namespaces,
+        Some(&format!(
+            "Bearer {}",
+            foreign["access_token"].as_str().unwrap()
+        )),
+        None,
+    )
+    .await;
+    r.assert_error(401, 5, "signature");
+}
+
+#[tokio::test]
+async fn auth_test_and_bad_credentials() {
+    let tb = start().await;
+    let r = http("GET", &format!("{}/auth/test", tb.api), Some(ADMIN), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http(
+        "GET",
+        &format!("{}/auth/test", tb.api),
+        Some((ADMIN.0, "wrong-password")),
+        None,
+    )
+    .await;
+    r.assert_error(401, 5, "bad username or password");
+    let r = http("GET", &format!("{}/auth", tb.api), None, None).await;
+    r.assert_error(401, 5, "Authorization");
+    let r = authed(
+        "GET",
+        &format!("{}/namespaces", tb.v2),
+        Some("Bearer x.y.z"),
+        None,
+    )
+    .await;
+    r.assert_error(401, 5, "invalid token");
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_user_and_source() {
+    let auth = AuthConfig {
+        max_failed_logins: 3,
+        login_window: Duration::from_secs(600),
+        ..Default::default()
+    };
+    let (tb, _run) = start_on(initialised_memory_store().await, auth).await;
+    let url = format!("{}/auth", tb.api);
+    for _ in 0..3 {
+        let r = http("GET", &url, Some((ADMIN.0, "guess-guess")), None).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    // Past the limit even the right password is refused, on every route taking Basic.
+    let r = http("GET", &url, Some(ADMIN), None).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed logins")
+    );
+    assert!(r.header("Retry-After").is_some());
+    let r = http("GET", &format!("{}/namespaces", tb.v2), Some(ADMIN), None).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    // Another user from the same address is not affected.
+    let r = http(
+        "GET",
+        &format!("{}/auth/test", tb.api),
+        Some(("agent", "P@ssw0rd!")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn open_store(path: &std::path::Path) -> Option<Arc<dyn Store>> {
+    EmbeddedStore::open(path).ok().map(|s| s as Arc<dyn Store>)
+}
+
+#[tokio::test]
+async fn api_key_works_is_stored_hashed_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let store = open_store(&path).expect("open store");
+    init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1)
+        .await
+        .unwrap();
+    let (tb, run) = start_on(store, AuthConfig::default()).await;
+
+    let r = http(
+        "POST",
+        &format!("{}/apikeys", tb.v2),
+        Some(ADMIN),
+        Some(r#"{"username": "admin"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let location = r.header("Location").expect("Location").to_string();
+    let key = location.rsplit('/').next().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&key).is_ok(), "{location}");
+    let key_header = format!("Key {key}");
+
+    let r = authed(
+        "GET",
+        &format!("{}/namespaces", tb.v2),
+        Some(&key_header),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Lists show the digest, never the key.
+    let r = http("GET", &format!("{}/apikeys", tb.v2), Some(ADMIN), None).await;
+    assert_eq!(r.status, 200);
+    assert!(!r.body.contains(&key), "{}", r.body);
+    let listed = r.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["username"], "admin");
+    let r = authed(
+        "GET",
+        &format!("{}/namespaces", tb.v2),
+        Some("Key not-a-key"),
+        None,
+    )
+    .await;
+    r.assert_error(401, 5, "API key");
+
+    // Restart on the same state: the key still works.
+    tb.shutdown.cancel();
+    run.await.unwrap();
+    drop(tb);
+    let store = eventually(
+        "the store file to be released",
+        Duration::from_secs(10),
+        || {
+            let p = path.clone();
+            async move { open_store(&p) }
+        },
+    )
+    .await;
+    let (tb, _run) = start_on(store, AuthConfig::default()).await;
+    let r = authed(
+        "GET",
+        &format!("{}/namespaces", tb.v2),
+        Some(&key_header),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Deleted (by the key itself), it no longer works.
+    let r = http(
+        "DELETE",
+        &format!("{}/apikeys/{key}", tb.v2),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = authed(
+        "GET",
+        &format!("{}/namespaces", tb.v2),
+        Some(&key_header),
+        None,
+    )
+    .await;
+    r.assert_error(401, 5, "API key");
+}
