@@ -280,3 +280,71 @@ async fn api_key_works_is_stored_hashed_and_survives_a_restart() {
     .await;
     r.assert_error(401, 5, "API key");
 }
+
+/// Two backends on one store: tokens signed by one are accepted by the other, a logout on
+/// one is honoured by the other, and an RBAC change made through one reaches the other's
+/// in-memory authorizer through the store watch.
+#[tokio::test]
+async fn backends_sharing_a_store_share_tokens_revocations_and_rbac() {
+    let store = initialised_memory_store().await;
+    let (a, _run_a) = start_on(store.clone(), AuthConfig::default()).await;
+    let (b, _run_b) = start_on(store, AuthConfig::default()).await;
+
+    let tokens = login(&a, ADMIN).await;
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let r = authed("GET", &format!("{}/namespaces", b.v2), Some(&bearer), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let body = serde_json::json!({ "refresh_token": tokens["refresh_token"] }).to_string();
+    let r = authed(
+        "POST",
+        &format!("{}/auth/logout", a.api),
+        Some(&bearer),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = authed(
+        "POST",
+        &format!("{}/auth/token", b.api),
+        Some(&bearer),
+        Some(&body),
+    )
+    .await;
+    r.assert_error(401, 5, "revoked");
+
+    // A user with no binding gets 403 on b until a binding made through a applies there.
+    let r = http(
+        "POST",
+        &format!("{}/users", a.v2),
+        Some(ADMIN),
+        Some(r#"{"username": "late", "password": "late-password"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let late = ("late", "late-password");
+    let checks = format!("{}/namespaces/default/checks", b.v2);
+    let r = http("GET", &checks, Some(late), None).await;
+    r.assert_error(403, 4, "permission denied");
+    let r = http(
+        "POST",
+        &format!("{}/namespaces/default/rolebindings", a.v2),
+        Some(ADMIN),
+        Some(
+            r#"{"metadata": {"name": "late-view", "namespace": "default"},
+                "subjects": [{"type": "User", "name": "late"}],
+                "role_ref": {"type": "ClusterRole", "name": "view"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    eventually(
+        "b to apply the new binding",
+        Duration::from_secs(10),
+        || {
+            let url = checks.clone();
+            async move { (http("GET", &url, Some(late), None).await.status == 200).then_some(()) }
+        },
+    )
+    .await;
+}

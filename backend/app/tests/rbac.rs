@@ -806,3 +806,30 @@ async fn users_manage_their_password_and_admins_their_users() {
     .await;
     r.assert_error(400, 1, "bcrypt");
 }
+
+/// A store initialised before RBAC was enforced (no cluster roles) gets Sensu's defaults on
+/// start, so its administrator is not locked out.
+#[tokio::test]
+async fn an_older_store_gets_the_default_roles_on_start() {
+    use backend_app::{init, repo::Repo};
+    use backend_store::{EmbeddedStore, Store};
+    let store: std::sync::Arc<dyn Store> = EmbeddedStore::in_memory().unwrap();
+    init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1)
+        .await
+        .unwrap();
+    assert!(store.delete_prefix("/sensu.io/rbac/").await.unwrap() > 0);
+    let (tb, _run) = start_on(store, backend_app::auth::AuthConfig::default()).await;
+    let r = http("GET", &format!("{}/clusterroles", tb.v2), Some(ADMIN), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let roles = names(&r.json(), "/metadata/name");
+    for role in [
+        "cluster-admin",
+        "admin",
+        "edit",
+        "view",
+        "system:agent",
+        "system:user",
+    ] {
+        assert!(roles.contains(role), "{role} missing from {roles:?}");
+    }
+}
