@@ -11,7 +11,9 @@
 //! | `PUT`/`DELETE /users/{u}/groups/{g}`, `DELETE /users/{u}/groups` | add, remove one, remove all groups |
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
@@ -21,7 +23,7 @@ use proto_spec::validate::validate_no_blank;
 use serde::Deserialize;
 
 use super::{ApiError, ApiJson, ApiState, ListParams, list_response, single_response};
-use crate::auth::{hash_password, is_bcrypt_hash};
+use crate::auth::{AuthError, hash_password, is_bcrypt_hash};
 use crate::keys;
 use crate::repo::{Page, encode};
 
@@ -265,6 +267,7 @@ struct PasswordChange {
 async fn change_password(
     State(state): State<ApiState>,
     Path(name): Path<String>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<Response, ApiError> {
     if body.password.is_empty() {
@@ -273,15 +276,21 @@ async fn change_password(
     let new_hash = hash_of(&body.new_password, &body.password_hash)
         .await?
         .ok_or_else(|| bad("password_hash (or new_password) must be set"))?;
-    let user: User = state
-        .repo
-        .get(&keys::user(&name))
-        .await?
-        .ok_or_else(|| not_found(&name))?;
-    if !state.auth.verify_password(&user, &body.password).await {
-        tracing::warn!(user = %name, "Password change refused: wrong current password");
-        return Err(bad("the current password is wrong"));
-    }
+    // Checked as a login, so guessing the current password with a stolen token is limited
+    // and logged like any other failed login.
+    let source = connect.map(|c| c.0.0.ip());
+    let user = match state.auth.login(&name, &body.password, source).await {
+        Ok(user) => user,
+        Err(AuthError::BadCredentials) => {
+            tracing::warn!(user = %name, "Password change refused: wrong current password");
+            return Err(bad("the current password is wrong"));
+        }
+        Err(e @ AuthError::RateLimited { .. }) => {
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()));
+        }
+        Err(AuthError::Repo(e)) => return Err(e.into()),
+        Err(e) => return Err(bad(e.to_string())),
+    };
     let old_hash = user.password_hash.clone();
     update_user(&state, &name, |u| {
         // Someone else changed the password meanwhile: the current one was checked against
