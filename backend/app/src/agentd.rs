@@ -161,7 +161,7 @@ async fn upgrade(
                 name: None,
             };
             if !state.authz.authorize(&who, &what) {
-                Metrics::inc(&state.metrics.handshake_unauthorized_total);
+                Metrics::inc(&state.metrics.handshake_forbidden_total);
                 tracing::warn!(agent = %agent, namespace = %namespace, user = %who.username, "Agent handshake refused by RBAC");
                 return refuse(
                     StatusCode::FORBIDDEN,
@@ -177,7 +177,7 @@ async fn upgrade(
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
         }
         Err(e @ AuthError::RateLimited { .. }) => {
-            Metrics::inc(&state.metrics.handshake_unauthorized_total);
+            Metrics::inc(&state.metrics.login_rate_limited_total);
             tracing::warn!(agent = %agent, namespace = %namespace, reason = %e, "Agent handshake refused");
             return refuse(StatusCode::TOO_MANY_REQUESTS, e.to_string());
         }

@@ -177,6 +177,13 @@ async fn failed_logins_are_limited_per_user_and_source() {
     assert!(r.header("Retry-After").is_some());
     let r = http("GET", &format!("{}/namespaces", tb.v2), Some(ADMIN), None).await;
     assert_eq!(r.status, 429, "{}", r.body);
+    let metrics = http("GET", &format!("{}/metrics", tb.api), None, None)
+        .await
+        .body;
+    assert!(
+        metrics.contains("picket_login_rate_limited_total 2"),
+        "{metrics}"
+    );
     // Another user from the same address is not affected.
     let r = http(
         "GET",

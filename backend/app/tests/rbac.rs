@@ -689,6 +689,13 @@ async fn agent_sessions_need_create_on_events_in_their_namespace() {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
         other => panic!("as-edit in acme: {:?}", other.map(|_| ())),
     }
+    let metrics = http("GET", &format!("{}/metrics", tb.api), None, None)
+        .await
+        .body;
+    assert!(
+        metrics.contains("picket_agent_handshake_forbidden_total 3"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

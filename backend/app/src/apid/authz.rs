@@ -198,6 +198,7 @@ pub fn unauthenticated(state: &ApiState, e: AuthError) -> Response {
     match e {
         AuthError::Repo(e) => ApiError::from(e).into_response(),
         AuthError::RateLimited { retry_after, .. } => {
+            Metrics::inc(&state.metrics.login_rate_limited_total);
             let mut resp =
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()).into_response();
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
@@ -223,7 +224,8 @@ pub fn source_ip(req: &Request) -> Option<std::net::IpAddr> {
         .map(|c| c.0.ip())
 }
 
-fn forbidden(who: &Identity, what: &Attributes) -> Response {
+fn forbidden(state: &ApiState, who: &Identity, what: &Attributes) -> Response {
+    Metrics::inc(&state.metrics.api_forbidden_total);
     let target = match (&what.name, &what.namespace) {
         (Some(n), Some(ns)) => format!("{} {n:?} in namespace {ns:?}", what.resource),
         (None, Some(ns)) => format!("{} in namespace {ns:?}", what.resource),
@@ -269,7 +271,7 @@ pub async fn gate(State(state): State<ApiState>, mut req: Request, next: Next) -
         Access::AnyOf(any) => {
             if !any.iter().any(|a| state.authz.authorize(&who, a)) {
                 tracing::info!(user = %who.username, method = %method, path = %path, "Request denied by RBAC");
-                return forbidden(&who, &any[0]);
+                return forbidden(&state, &who, &any[0]);
             }
         }
         Access::ListAll { resource } => {
