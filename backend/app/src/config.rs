@@ -81,7 +81,8 @@ pub struct InitFlags {
     /// Password of the first cluster administrator (at least 8 characters).
     #[arg(long)]
     pub cluster_admin_password: Option<String>,
-    #[arg(long, help = format!("API key of the first cluster administrator {LATER}"))]
+    /// API key of the first cluster administrator (`Authorization: Key <key>`).
+    #[arg(long)]
     pub cluster_admin_api_key: Option<String>,
     /// Prompt for the administrator's username and password.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]

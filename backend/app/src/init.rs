@@ -142,6 +142,30 @@ pub async fn upgrade(repo: &Repo) -> Result<(), InitError> {
     Ok(())
 }
 
+/// An API key chosen by the operator must be a valid resource name, as Sensu requires.
+pub fn check_api_key(key: &str) -> Result<(), InitError> {
+    proto_spec::validate::validate_name("--cluster-admin-api-key", key)
+        .map_err(|e| InitError::InvalidAdmin(e.to_string()))
+}
+
+/// Give `username` the API key `key` (`init --cluster-admin-api-key`): stored, like every
+/// key, only as its digest.
+pub async fn add_api_key(repo: &Repo, username: &str, key: &str) -> Result<(), InitError> {
+    let digest = crate::auth::digest_hex(key);
+    let record = proto_spec::v2::APIKey {
+        metadata: ObjectMeta {
+            name: digest.clone(),
+            created_by: username.to_string(),
+            ..Default::default()
+        },
+        username: username.to_string(),
+        created_at: crate::timefmt::now_unix(),
+    };
+    check_api_key(key)?;
+    repo.put(&keys::api_key(&digest), &record).await?;
+    Ok(())
+}
+
 /// Namespaced resources an `edit` role may change (sensu-compat 1.13).
 const CORE_RESOURCES: &[&str] = &[
     "assets",

@@ -117,8 +117,21 @@ async fn run_init(flags: InitFlags, env: &HashMap<String, String>) -> Result<Exi
         );
         return Ok(ExitCode::from(EX_USAGE));
     };
+    if let Some(Err(e)) = flags
+        .cluster_admin_api_key
+        .as_deref()
+        .map(init::check_api_key)
+    {
+        eprintln!("picket-backend init: {e}");
+        return Ok(ExitCode::from(EX_USAGE));
+    }
     match init::initialize(&repo, &username, &password).await {
         Ok(()) => {
+            if let Some(key) = flags.cluster_admin_api_key.as_deref() {
+                init::add_api_key(&repo, &username, key)
+                    .await
+                    .context("cannot store the cluster admin's API key")?;
+            }
             println!(
                 "Picket store initialised: cluster admin {username:?}, agent user \"agent\", namespace \"default\"."
             );
