@@ -380,6 +380,22 @@ impl Authenticator {
         Ok(self.repo.store.delete(&key).await? > 0)
     }
 
+    /// Revoke every refresh token of `username` (a logout that names none: "log out
+    /// everywhere"); returns how many were revoked. A walk over all records: logouts are rare.
+    pub async fn revoke_all(&self, username: &str) -> Result<usize, AuthError> {
+        let records = self
+            .repo
+            .list_all::<RefreshTokenRecord>(&keys::refresh_tokens_prefix())
+            .await?;
+        let mut revoked = 0;
+        for (key, record) in records {
+            if record.username == username {
+                revoked += self.repo.store.delete(&key).await? as usize;
+            }
+        }
+        Ok(revoked)
+    }
+
     // === API keys ===
 
     async fn identify_api_key(&self, key: &str) -> Result<Identity, AuthError> {

@@ -27,6 +27,10 @@ pub fn refresh_token(digest: &str) -> String {
     format!("{ROOT}/authentication/refresh_tokens/{digest}")
 }
 
+pub fn refresh_tokens_prefix() -> String {
+    format!("{ROOT}/authentication/refresh_tokens/")
+}
+
 /// An API key, named by the key's SHA-256 (hex): the key itself is never stored.
 pub fn api_key(digest: &str) -> String {
     format!("{ROOT}/apikeys/{digest}")

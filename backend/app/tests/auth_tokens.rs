@@ -111,6 +111,32 @@ async fn expired_access_token_is_refused_refreshed_and_logout_revokes() {
     .await;
     r.assert_error(401, 5, "revoked");
 
+    // A logout without a body revokes every refresh token of the user.
+    let first = login(&tb, ADMIN).await;
+    let second = login(&tb, ADMIN).await;
+    let r = authed(
+        "POST",
+        &format!("{}/auth/logout", tb.api),
+        Some(&format!(
+            "Bearer {}",
+            second["access_token"].as_str().unwrap()
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for t in [&first, &second] {
+        let body = serde_json::json!({ "refresh_token": t["refresh_token"] }).to_string();
+        let r = authed(
+            "POST",
+            &format!("{}/auth/token", tb.api),
+            Some(&format!("Bearer {}", t["access_token"].as_str().unwrap())),
+            Some(&body),
+        )
+        .await;
+        r.assert_error(401, 5, "revoked");
+    }
+
     // A forged token (signed with another secret) is refused.
     let other = start().await;
     let foreign = login(&other, ADMIN).await;

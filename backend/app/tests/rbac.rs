@@ -655,6 +655,97 @@ async fn every_route_and_verb_against_the_default_roles() {
         let want: BTreeSet<String> = namespaces.iter().map(|s| s.to_string()).collect();
         assert_eq!(names(&r.json(), "/name"), want, "{role} /namespaces");
     }
+
+    // Every all-namespaces list shows each role the namespaces it may list there: events
+    // (and the proxy entities they create) in both namespaces.
+    for ns in ["default", "other"] {
+        ok(
+            "POST",
+            &format!("{}/namespaces/{ns}/events", tb.v2),
+            json!({"entity": {"metadata": {"name": format!("{ns}-host")}},
+                   "check": {"metadata": {"name": "probe"}, "status": 0}}),
+        )
+        .await;
+    }
+    eventually(
+        "both events stored",
+        std::time::Duration::from_secs(10),
+        || {
+            let url = format!("{}/events", tb.v2);
+            async move {
+                let r = http("GET", &url, Some(ADMIN), None).await;
+                (r.json().as_array().unwrap().len() == 2).then_some(())
+            }
+        },
+    )
+    .await;
+    let both = || BTreeSet::from(["default".to_string(), "other".to_string()]);
+    let default = || BTreeSet::from(["default".to_string()]);
+    for (path, seen) in [("/events", "events"), ("/entities", "entities")] {
+        for role in ROLES {
+            let want = match (role, seen) {
+                ("cluster-admin", _) | ("agent", "events") => both(),
+                ("admin" | "edit" | "view", _) => default(),
+                _ => BTreeSet::new(),
+            };
+            let (u, p) = user_for(role);
+            let r = http("GET", &format!("{}{path}", tb.v2), Some((&u, &p)), None).await;
+            assert_eq!(r.status, 200, "{role} {path}: {}", r.body);
+            assert_eq!(
+                names(&r.json(), "/metadata/namespace"),
+                want,
+                "{role} {path}"
+            );
+        }
+    }
+    // The other all-namespaces lists answer every role (filtered, never refused).
+    for c in [
+        "filters",
+        "handlers",
+        "hooks",
+        "mutators",
+        "pipelines",
+        "silenced",
+        "roles",
+        "rolebindings",
+    ] {
+        for role in ROLES {
+            let (u, p) = user_for(role);
+            let r = http("GET", &format!("{}/{c}", tb.v2), Some((&u, &p)), None).await;
+            assert_eq!(r.status, 200, "{role} /{c}: {}", r.body);
+            let seen = names(&r.json(), "/metadata/namespace");
+            assert!(
+                seen.iter()
+                    .all(|ns| ns == "default" || role == "cluster-admin"),
+                "{role} /{c}: {seen:?}"
+            );
+        }
+    }
+    // The silenced lookup across namespaces is filtered the same way.
+    for ns in ["default", "other"] {
+        ok(
+            "POST",
+            &format!("{}/namespaces/{ns}/silenced", tb.v2),
+            json!({"metadata": {"namespace": ns}, "subscription": "linux", "check": "probe"}),
+        )
+        .await;
+    }
+    for (role, want) in [
+        ("cluster-admin", both()),
+        ("view", default()),
+        ("unbound", BTreeSet::new()),
+    ] {
+        let (u, p) = user_for(role);
+        let r = http(
+            "GET",
+            &format!("{}/silenced/checks/probe", tb.v2),
+            Some((&u, &p)),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{role}: {}", r.body);
+        assert_eq!(names(&r.json(), "/metadata/namespace"), want, "{role}");
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! | `GET /auth` (Basic) | 200 `{access_token, expires_at, refresh_token}`; 401; 429 past the failed-login limit |
 //! | `GET /auth/test` (Basic) | 200 or 401 |
 //! | `POST /auth/token` (Bearer, may be expired; body `{refresh_token}`) | 200 new access token, same refresh token; 400 without one; 401 revoked, unknown or another user's |
-//! | `POST /auth/logout` (any credentials; body `{refresh_token}`) | 200; the refresh token no longer refreshes |
+//! | `POST /auth/logout` (any credentials, an expired access token too; body `{refresh_token}`) | 200; that refresh token no longer refreshes; without a body, none of the user's do |
 
 use axum::Router;
 use axum::body::Bytes;
@@ -151,11 +151,16 @@ async fn logout(
         Ok(u) => u,
         Err(e) => return unauthenticated(&state, e),
     };
-    let refresh_token = match refresh_request(&body) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
+    // Without a body (or token), every refresh token of the user is revoked.
+    let revoked = if body.iter().all(u8::is_ascii_whitespace) {
+        state.auth.revoke_all(&username).await
+    } else {
+        match refresh_request(&body) {
+            Ok(t) => state.auth.revoke(&username, &t).await.map(usize::from),
+            Err(e) => return e.into_response(),
+        }
     };
-    match state.auth.revoke(&username, &refresh_token).await {
+    match revoked {
         Ok(revoked) => {
             tracing::info!(user = %username, revoked, "Logout");
             StatusCode::OK.into_response()
