@@ -2,7 +2,8 @@
 //!
 //! - `Basic` credentials of stored users (bcrypt), rate-limited per (user, source address);
 //! - `Bearer` access tokens: JWTs signed HS256 with a secret kept in the store
-//!   (`/sensu.io/authentication/secret`, created at init), short-lived (5 min by default);
+//!   (`/sensu.io/authentication/secret`, created at init), or ES256 with the operator's ECDSA
+//!   P-256 keys, short-lived (5 min by default);
 //! - `Key` API keys, kept in the store only as a SHA-256 digest of the key.
 //!
 //! Refresh tokens are random, and the store keeps a record of each one at a key derived from
@@ -33,7 +34,10 @@ use crate::repo::{Repo, RepoError, encode};
 mod jwt;
 mod limiter;
 
+pub use jwt::EcdsaKeys;
 pub use limiter::LoginLimiter;
+
+use jwt::TokenKey;
 
 const CACHE_TTL: Duration = Duration::from_secs(300);
 const CACHE_MAX: usize = 10_000;
@@ -52,6 +56,9 @@ pub struct AuthConfig {
     /// Failed logins allowed per (user, source address) within `login_window`.
     pub max_failed_logins: u32,
     pub login_window: Duration,
+    /// Sign access tokens ES256 with these keys instead of HS256 with the store's secret
+    /// (`--jwt-private-key-file`, `--jwt-public-key-file`; every backend needs the same).
+    pub ecdsa_keys: Option<Arc<EcdsaKeys>>,
 }
 
 impl Default for AuthConfig {
@@ -61,6 +68,7 @@ impl Default for AuthConfig {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             max_failed_logins: 5,
             login_window: Duration::from_secs(60),
+            ecdsa_keys: None,
         }
     }
 }
@@ -123,6 +131,7 @@ impl Identity {
 pub struct Authenticator {
     repo: Repo,
     config: AuthConfig,
+    /// The HS256 secret, read from the store once.
     secret: tokio::sync::OnceCell<Arc<[u8]>>,
     limiter: LoginLimiter,
     /// Never held across an await, so a std mutex is fine.
@@ -260,11 +269,15 @@ impl Authenticator {
 
     // === tokens ===
 
-    async fn secret(&self) -> Result<Arc<[u8]>, AuthError> {
+    async fn token_key(&self) -> Result<TokenKey, AuthError> {
+        if let Some(keys) = &self.config.ecdsa_keys {
+            return Ok(TokenKey::Es256(keys.clone()));
+        }
         self.secret
             .get_or_try_init(|| async { ensure_secret(&self.repo).await.map(Arc::from) })
             .await
             .cloned()
+            .map(TokenKey::Hs256)
     }
 
     /// A new access token and refresh token for `user`; `issuer` is the URL the client used.
@@ -312,8 +325,8 @@ impl Authenticator {
             },
             api_key: false,
         };
-        let secret = self.secret().await?;
-        Ok((jwt::sign(&claims, &secret), exp))
+        let key = self.token_key().await?;
+        Ok((jwt::sign(&claims, &key), exp))
     }
 
     /// The claims of a token this cluster signed; `check_expiry` false accepts an expired one
@@ -323,8 +336,8 @@ impl Authenticator {
         token: &str,
         check_expiry: bool,
     ) -> Result<Claims, AuthError> {
-        let secret = self.secret().await?;
-        let claims = jwt::verify(token, &secret).map_err(AuthError::InvalidToken)?;
+        let key = self.token_key().await?;
+        let claims = jwt::verify(token, &key).map_err(AuthError::InvalidToken)?;
         if check_expiry && claims.exp <= crate::timefmt::now_unix() {
             return Err(AuthError::Expired);
         }

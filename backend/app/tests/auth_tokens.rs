@@ -381,3 +381,72 @@ async fn backends_sharing_a_store_share_tokens_revocations_and_rbac() {
     )
     .await;
 }
+
+fn ecdsa_fixture(private: &str, public: &str) -> backend_app::auth::EcdsaKeys {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/jwt/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    backend_app::auth::EcdsaKeys::from_pem(&read(private), &read(public)).unwrap()
+}
+
+#[tokio::test]
+async fn ecdsa_keys_sign_es256_tokens_and_hs256_ones_are_refused() {
+    let auth = AuthConfig {
+        ecdsa_keys: Some(Arc::new(ecdsa_fixture(
+            "es256-private.pem",
+            "es256-public.pem",
+        ))),
+        ..Default::default()
+    };
+    let store = initialised_memory_store().await;
+    let (tb, _run) = start_on(store.clone(), auth.clone()).await;
+    let tokens = login(&tb, ADMIN).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(access.split('.').next().unwrap())
+        .unwrap();
+    assert!(
+        String::from_utf8(header).unwrap().contains("\"ES256\""),
+        "{access}"
+    );
+    let namespaces = format!("{}/namespaces", tb.v2);
+    let r = authed("GET", &namespaces, Some(&format!("Bearer {access}")), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A backend with the same keys (the same private key, here read from its SEC1 form)
+    // accepts the token; an HS256 token of the same store does not pass.
+    let same = AuthConfig {
+        ecdsa_keys: Some(Arc::new(ecdsa_fixture(
+            "es256-sec1.pem",
+            "es256-public.pem",
+        ))),
+        ..Default::default()
+    };
+    let (peer, _run_peer) = start_on(store.clone(), same).await;
+    let r = authed(
+        "GET",
+        &format!("{}/namespaces", peer.v2),
+        Some(&format!("Bearer {access}")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (hs, _run_hs) = start_on(store, AuthConfig::default()).await;
+    let hs_tokens = login(&hs, ADMIN).await;
+    let r = authed(
+        "GET",
+        &namespaces,
+        Some(&format!(
+            "Bearer {}",
+            hs_tokens["access_token"].as_str().unwrap()
+        )),
+        None,
+    )
+    .await;
+    r.assert_error(401, 5, "unsupported signing algorithm");
+}
