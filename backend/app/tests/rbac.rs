@@ -537,6 +537,12 @@ fn rows() -> Vec<Row> {
             body: None,
             allowed: ROOT,
         });
+        rows.push(Row {
+            method: "PATCH",
+            path: one,
+            body: Some("{}"),
+            allowed: ROOT,
+        });
     }
     rows
 }
@@ -930,4 +936,72 @@ async fn an_older_store_gets_the_default_roles_on_start() {
     ] {
         assert!(roles.contains(role), "{role} missing from {roles:?}");
     }
+}
+
+/// ClusterRoles are patched like other resources, and the change applies at once.
+#[tokio::test]
+async fn a_patched_cluster_role_applies_at_once() {
+    let tb = start().await;
+    create_user(&tb, "ro", &["readers"]).await;
+    ok(
+        "POST",
+        &format!("{}/clusterroles", tb.v2),
+        json!({"metadata": {"name": "reader"},
+               "rules": [{"verbs": ["get", "list"], "resources": ["handlers"]}]}),
+    )
+    .await;
+    ok(
+        "POST",
+        &format!("{}/clusterrolebindings", tb.v2),
+        json!({"metadata": {"name": "readers"},
+               "subjects": [{"type": "Group", "name": "readers"}],
+               "role_ref": {"type": "ClusterRole", "name": "reader"}}),
+    )
+    .await;
+    let (u, p) = creds("ro");
+    let checks = format!("{}/namespaces/default/checks", tb.v2);
+    http("GET", &checks, Some((&u, &p)), None)
+        .await
+        .assert_error(403, 4, "checks");
+
+    let url = format!("{}/clusterroles/reader", tb.v2);
+    let merge = [("Content-Type", "application/merge-patch+json")];
+    let patch = r#"{"rules": [{"verbs": ["get", "list"], "resources": ["checks"]}]}"#;
+    let r = request(
+        "PATCH",
+        &url,
+        Some(ADMIN),
+        Some(patch),
+        &[merge[0], ("If-Match", "\"0000000000000000\"")],
+    )
+    .await;
+    r.assert_error(412, 7, "If-Match");
+    let etag = http("GET", &url, Some(ADMIN), None)
+        .await
+        .header("ETag")
+        .unwrap()
+        .to_string();
+    let r = request(
+        "PATCH",
+        &url,
+        Some(ADMIN),
+        Some(patch),
+        &[merge[0], ("If-Match", etag.as_str())],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["rules"][0]["resources"], json!(["checks"]));
+    assert_eq!(http("GET", &checks, Some((&u, &p)), None).await.status, 200);
+
+    let r = request(
+        "PATCH",
+        &url,
+        Some(ADMIN),
+        Some(r#"{"metadata": {"name": "renamed"}}"#),
+        &merge,
+    )
+    .await;
+    r.assert_error(400, 1, "rename");
+    let r = request("PATCH", &url, Some(ADMIN), Some(r#"{"rules": []}"#), &merge).await;
+    r.assert_error(400, 1, "rule");
 }

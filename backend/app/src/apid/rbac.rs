@@ -1,10 +1,11 @@
 //! RBAC objects: Roles and RoleBindings (namespaced, the generic `crud` handlers) and
 //! ClusterRoles and ClusterRoleBindings (cluster-wide: list, get, POST (409 if it exists),
-//! PUT create-or-replace, DELETE). `authz::gate` reloads the authorizer after each write.
+//! PUT create-or-replace, PATCH merge patch, DELETE). `authz::gate` reloads the authorizer after each write.
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use backend_store::{Compare, Op, Txn};
@@ -14,7 +15,7 @@ use proto_spec::validate::ValidationError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::crud::{self, NamespacedResource};
+use super::crud::{self, MergePatch, NamespacedResource};
 use super::{ApiError, ApiJson, ApiState, AuthUser, ListParams, list_response, single_response};
 use crate::keys;
 use crate::repo::encode;
@@ -105,9 +106,15 @@ fn cluster_routes<R: ClusterResource>() -> Router<ApiState> {
         .route(&format!("/{c}"), get(list::<R>).post(create::<R>))
         .route(
             &format!("/{c}/{{name}}"),
-            get(get_one::<R>).put(put::<R>).delete(delete::<R>),
+            get(get_one::<R>)
+                .put(put::<R>)
+                .patch(patch::<R>)
+                .delete(delete::<R>),
         )
 }
+
+/// A read-modify-write that lost a race is retried this many times before answering 409.
+const UPDATE_ATTEMPTS: usize = 5;
 
 fn key<R: ClusterResource>(name: &str) -> String {
     format!("{}/{}{name}", keys::ROOT, R::STORE_PREFIX)
@@ -192,6 +199,55 @@ async fn put<R: ClusterResource>(
     value.validate_resource().map_err(invalid)?;
     state.repo.put(&key::<R>(&name), &value).await?;
     Ok(StatusCode::CREATED.into_response())
+}
+
+/// JSON merge patch with `If-Match`/`If-None-Match`, as for namespaced resources; a write
+/// that lost a race is retried on the new value.
+async fn patch<R: ClusterResource>(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Extension(user): Extension<AuthUser>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let patch = MergePatch::from_request(&headers, &body)?;
+    let k = key::<R>(&name);
+    for _ in 0..UPDATE_ATTEMPTS {
+        let (current, rev) = state
+            .repo
+            .get_with_revision::<R>(&k)
+            .await?
+            .ok_or_else(|| not_found::<R>(&name))?;
+        let mut updated = patch.apply(&current, R::SINGULAR)?;
+        if updated.metadata().name != name {
+            return Err(ApiError::bad_request(format!(
+                "metadata.name: a patch cannot rename a {} ({name:?})",
+                R::SINGULAR
+            )));
+        }
+        updated.metadata_mut().created_by = user.0.clone();
+        updated.validate_resource().map_err(invalid)?;
+        let done = state
+            .repo
+            .store
+            .txn(Txn {
+                compares: vec![Compare::mod_revision(k.clone(), rev)],
+                success: vec![Op::put(k.clone(), encode(&updated))],
+                failure: vec![],
+            })
+            .await?
+            .succeeded;
+        if done {
+            return Ok(single_response(&updated));
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "{} {name:?} kept changing while being updated; retry",
+            R::SINGULAR
+        ),
+    ))
 }
 
 async fn delete<R: ClusterResource>(
