@@ -214,11 +214,12 @@ impl Authenticator {
 
     /// Check a username and password against the stored user (no rate limit).
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<User, AuthError> {
-        let user: User = self
-            .repo
-            .get(&keys::user(username))
-            .await?
-            .ok_or(AuthError::BadCredentials)?;
+        let Some(user) = self.repo.get::<User>(&keys::user(username)).await? else {
+            // As slow as a wrong password, so response times do not tell which users exist.
+            let pw = password.to_string();
+            let _ = tokio::task::spawn_blocking(move || bcrypt::verify(pw, dummy_hash())).await;
+            return Err(AuthError::BadCredentials);
+        };
         if user.disabled || user.password_hash.is_empty() {
             return Err(AuthError::BadCredentials);
         }
@@ -428,6 +429,12 @@ impl Authenticator {
             .ok_or(AuthError::BadApiKey)?;
         Ok(Identity::of(&user, Method::ApiKey))
     }
+}
+
+/// A bcrypt hash of nothing anyone knows, at the cost of real ones.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&random_hex(16)).unwrap_or_default())
 }
 
 /// The JWT signing secret: read it, or create it (32 random bytes) if this store has none
