@@ -2,7 +2,8 @@
 //!
 //! The upgrade request is checked before any WebSocket exists: namespace (404), credentials
 //! (401, 429 past the failed-login limit), RBAC `create` on `events` in the namespace (403),
-//! agent name and subscriptions (400). A session then reads frames and hands keepalives
+//! agent name and subscriptions (400). A session whose user loses that permission (a role or
+//! binding changed) is closed (1008). A session then reads frames and hands keepalives
 //! and events to the shard queues; it never processes them itself, so a slow store slows only
 //! the agents whose queues are full. A bad frame closes only its own session, with a close
 //! code and reason, and is counted.
@@ -26,7 +27,7 @@ use proto_spec::wire::{self, FrameError, Message};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::{AuthError, Authenticator, Identity};
 use crate::bus::{BusSubscription, CheckBus};
 use crate::eventd::{Dispatcher, Work};
 use crate::keys;
@@ -72,6 +73,21 @@ struct Peer {
     agent: String,
     /// Subscriptions the agent announced; a stored entity configuration overrides them.
     subscriptions: Vec<String>,
+    /// Who the agent authenticated as: re-checked whenever roles or bindings change.
+    identity: Identity,
+}
+
+/// What an agent session needs: `create` on `events` in its namespace.
+fn may_send_events(authz: &Authorizer, who: &Identity, namespace: &str) -> bool {
+    authz.authorize(
+        who,
+        &Attributes {
+            verb: Verb::Create,
+            resource: "events".to_string(),
+            namespace: Some(namespace.to_string()),
+            name: None,
+        },
+    )
 }
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
@@ -152,15 +168,9 @@ async fn upgrade(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let source = connect.map(|c| c.0.0.ip());
-    match state.auth.identify(authz, source).await {
+    let identity = match state.auth.identify(authz, source).await {
         Ok(who) => {
-            let what = Attributes {
-                verb: Verb::Create,
-                resource: "events".to_string(),
-                namespace: Some(namespace.clone()),
-                name: None,
-            };
-            if !state.authz.authorize(&who, &what) {
+            if !may_send_events(&state.authz, &who, &namespace) {
                 Metrics::inc(&state.metrics.handshake_forbidden_total);
                 tracing::warn!(agent = %agent, namespace = %namespace, user = %who.username, "Agent handshake refused by RBAC");
                 return refuse(
@@ -171,6 +181,7 @@ async fn upgrade(
                     ),
                 );
             }
+            who
         }
         Err(AuthError::Repo(e)) => {
             tracing::error!(error = %e, "Store unavailable during an agent handshake");
@@ -186,11 +197,12 @@ async fn upgrade(
             tracing::warn!(agent = %agent, namespace = %namespace, reason = %e, "Agent handshake refused");
             return refuse(StatusCode::UNAUTHORIZED, e.to_string());
         }
-    }
+    };
     let peer = Peer {
         namespace,
         agent,
         subscriptions,
+        identity,
     };
     let backend_id = state.backend_id.clone();
     // Idle sessions dominate the backend's memory: tungstenite's default 128 KiB read buffer
@@ -247,6 +259,7 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
     };
     let mut check_requests = subscribe(state, peer, &config);
     let (_registration, mut config_updates) = state.sessions.register(&peer.namespace, &peer.agent);
+    let mut rbac_changes = state.authz.changes();
     let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
     if send(state, socket, WsMessage::Binary(frame.into()))
         .await
@@ -267,6 +280,16 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
                 let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
                 if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
                     return "could not send an entity_config update".into();
+                }
+                continue;
+            }
+            Ok(()) = rbac_changes.changed() => {
+                // Roles or bindings changed: a session whose user lost `create` on `events`
+                // in its namespace ends, as its handshake would now be refused.
+                if !may_send_events(&state.authz, &peer.identity, &peer.namespace) {
+                    Metrics::inc(&state.metrics.handshake_forbidden_total);
+                    close(socket, wire::CLOSE_POLICY_VIOLATION, "permission to create events in this namespace was revoked").await;
+                    return format!("user {:?} may no longer create events here", peer.identity.username);
                 }
                 continue;
             }

@@ -33,7 +33,7 @@ define_metrics! {
     agent_sessions: gauge, "picket_agent_sessions", "Agent WebSocket sessions currently open.";
     agent_sessions_total: counter, "picket_agent_sessions_total", "Agent WebSocket sessions accepted.";
     handshake_unauthorized_total: counter, "picket_agent_handshake_unauthorized_total", "Agent handshakes refused for bad credentials (401).";
-    handshake_forbidden_total: counter, "picket_agent_handshake_forbidden_total", "Agent handshakes refused by RBAC: no create on events in the namespace (403).";
+    handshake_forbidden_total: counter, "picket_agent_handshake_forbidden_total", "Agent handshakes refused, and sessions closed, by RBAC: no create on events in the namespace.";
     handshake_unknown_namespace_total: counter, "picket_agent_handshake_unknown_namespace_total", "Agent handshakes refused for an unknown namespace (404).";
     handshake_invalid_total: counter, "picket_agent_handshake_invalid_total", "Agent handshakes refused for invalid headers (400).";
     frames_received_total: counter, "picket_agent_frames_received_total", "Frames received from agents.";

@@ -69,6 +69,8 @@ pub struct Authorizer {
     repo: Repo,
     /// Replaced whole on reload; readers clone the `Arc` and never hold the lock long.
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Bumped on every reload, so long-lived sessions can check they are still allowed.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Authorizer {
@@ -77,6 +79,7 @@ impl Authorizer {
         let a = Arc::new(Authorizer {
             repo,
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            generation: tokio::sync::watch::Sender::new(0),
         });
         a.reload().await?;
         Ok(a)
@@ -120,7 +123,13 @@ impl Authorizer {
             bindings,
         };
         *self.snapshot.write().expect("rbac lock") = Arc::new(snapshot);
+        self.generation.send_modify(|g| *g += 1);
         Ok(())
+    }
+
+    /// Changes whenever the RBAC set is reloaded.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Keep the set current until shutdown: every change under `/sensu.io/rbac/` after

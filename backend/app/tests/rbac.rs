@@ -793,6 +793,34 @@ async fn agent_sessions_need_create_on_events_in_their_namespace() {
         metrics.contains("picket_agent_handshake_forbidden_total 3"),
         "{metrics}"
     );
+
+    // A session whose binding goes away is closed with a policy violation; the agent user's
+    // session, granted by another binding, stays.
+    let mut edit_session = connect(&tb, "a5", "default", (&u, &p)).await.unwrap();
+    let mut agent_session = connect(&tb, "a6", "default", ("agent", "P@ssw0rd!"))
+        .await
+        .unwrap();
+    let r = http(
+        "DELETE",
+        &format!("{}/namespaces/default/rolebindings/edit-binding", tb.v2),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(expect_close(&mut edit_session).await, 1008);
+    use futures_util::SinkExt;
+    agent_session
+        .send(tokio_tungstenite::tungstenite::Message::Binary(
+            keepalive("a6", "default", 1, 60, 120).into(),
+        ))
+        .await
+        .expect("the agent user's session is still open");
+    eventually("a6 registered", std::time::Duration::from_secs(10), || {
+        let url = format!("{}/namespaces/default/entities/a6", tb.v2);
+        async move { (http("GET", &url, Some(ADMIN), None).await.status == 200).then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test]
