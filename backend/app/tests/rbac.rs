@@ -1033,3 +1033,60 @@ async fn a_patched_cluster_role_applies_at_once() {
     let r = request("PATCH", &url, Some(ADMIN), Some(r#"{"rules": []}"#), &merge).await;
     r.assert_error(400, 1, "rule");
 }
+
+/// A rule naming resources allows those objects only, and never a list.
+#[tokio::test]
+async fn resource_names_narrow_a_rule_to_named_objects() {
+    let tb = start().await;
+    for name in ["web", "db"] {
+        ok(
+            "POST",
+            &format!("{}/namespaces/default/checks", tb.v2),
+            check("default", name),
+        )
+        .await;
+    }
+    ok(
+        "POST",
+        &format!("{}/namespaces/default/roles", tb.v2),
+        json!({"metadata": {"name": "web-only", "namespace": "default"},
+               "rules": [{"verbs": ["get", "update"], "resources": ["checks"],
+                          "resource_names": ["web"]}]}),
+    )
+    .await;
+    create_user(&tb, "narrow", &["web-team"]).await;
+    ok(
+        "POST",
+        &format!("{}/namespaces/default/rolebindings", tb.v2),
+        json!({"metadata": {"name": "web-team", "namespace": "default"},
+               "subjects": [{"type": "Group", "name": "web-team"}],
+               "role_ref": {"type": "Role", "name": "web-only"}}),
+    )
+    .await;
+    let (u, p) = creds("narrow");
+    let url = |name: &str| format!("{}/namespaces/default/checks/{name}", tb.v2);
+    assert_eq!(
+        http("GET", &url("web"), Some((&u, &p)), None).await.status,
+        200
+    );
+    http("GET", &url("db"), Some((&u, &p)), None)
+        .await
+        .assert_error(403, 4, "\"db\"");
+    http("DELETE", &url("web"), Some((&u, &p)), None)
+        .await
+        .assert_error(403, 4, "delete");
+    http(
+        "GET",
+        &format!("{}/namespaces/default/checks", tb.v2),
+        Some((&u, &p)),
+        None,
+    )
+    .await
+    .assert_error(403, 4, "list");
+    let r = http("GET", &format!("{}/checks", tb.v2), Some((&u, &p)), None).await;
+    assert_eq!(r.json(), json!([]), "no list through a named rule");
+    let mut web = http("GET", &url("web"), Some(ADMIN), None).await.json();
+    web["interval"] = json!(120);
+    let r = http("PUT", &url("web"), Some((&u, &p)), Some(&web.to_string())).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
