@@ -85,6 +85,8 @@ pub enum AuthError {
     InvalidToken(&'static str),
     #[error("invalid API key")]
     BadApiKey,
+    #[error("user {0:?} is disabled")]
+    Disabled(String),
     #[error("too many failed logins for user {user:?} from this address; retry in {retry_after} s")]
     RateLimited { user: String, retry_after: u64 },
     #[error(transparent)]
