@@ -1,11 +1,14 @@
 //! agentd: the agent WebSocket port (sensu-compat 5.2, proto-spec/PROTOCOL.md).
 //!
 //! The upgrade request is checked before any WebSocket exists: namespace (404), credentials
-//! (401), agent name and subscriptions (400). Credentials are HTTP Basic, or, on a TLS port
-//! with `--agent-auth-trusted-ca-file`, a client certificate the handshake verified: its CN
-//! is then the agent's user and must be its name (see `certificate_identity`). A session
-//! then reads frames and hands keepalives and events to the shard queues; it never processes
-//! them itself, so a slow store slows only the agents whose queues are full. A bad frame closes only its own session, with a close
+//! (401, 429 past the failed-login limit), RBAC `create` on `events` in the namespace (403),
+//! agent name and subscriptions (400). Credentials are HTTP Basic (or a token or API key), or,
+//! on a TLS port with `--agent-auth-trusted-ca-file`, a client certificate the handshake
+//! verified: its CN is then the agent's user and must be its name (see
+//! `certificate_identity`). A session whose user loses that permission (a role or binding
+//! changed) is closed (1008). A session then reads frames and hands keepalives and events to
+//! the shard queues; it never processes them itself, so a slow store slows only the agents
+//! whose queues are full. A bad frame closes only its own session, with a close
 //! code and reason, and is counted.
 
 use std::sync::Arc;
@@ -29,12 +32,13 @@ use proto_spec::wire::{self, FrameError, Message};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::{AuthError, Authenticator, Identity, Method};
 use crate::bus::{BusSubscription, CheckBus};
 use crate::eventd::{Dispatcher, Work};
 use crate::keys;
 use crate::listener::PeerInfo;
 use crate::metrics::Metrics;
+use crate::rbac::{Attributes, Authorizer, Verb};
 use crate::repo::Repo;
 
 /// A session that sends nothing at all (no frame, no WebSocket ping) for this long is closed.
@@ -50,6 +54,8 @@ const SESSION_BUFFER_BYTES: usize = 4096;
 pub struct AgentdState {
     pub repo: Repo,
     pub auth: Arc<Authenticator>,
+    /// Agents need `create` on `events` in their namespace, as any API caller would.
+    pub authz: Arc<Authorizer>,
     pub dispatcher: Dispatcher,
     pub bus: Arc<CheckBus>,
     pub sessions: Arc<SessionRegistry>,
@@ -71,10 +77,23 @@ pub fn router(state: AgentdState) -> Router {
 struct Peer {
     namespace: String,
     agent: String,
-    /// The authenticated user: the Basic credentials' user, or the client certificate's CN.
-    user: String,
     /// Subscriptions the agent announced; a stored entity configuration overrides them.
     subscriptions: Vec<String>,
+    /// Who the agent authenticated as: re-checked whenever roles or bindings change.
+    identity: Identity,
+}
+
+/// What an agent session needs: `create` on `events` in its namespace.
+fn may_send_events(authz: &Authorizer, who: &Identity, namespace: &str) -> bool {
+    authz.authorize(
+        who,
+        &Attributes {
+            verb: Verb::Create,
+            resource: "events".to_string(),
+            namespace: Some(namespace.to_string()),
+            name: None,
+        },
+    )
 }
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
@@ -119,7 +138,10 @@ async fn upgrade(
         return resp;
     }
     let namespace = header(&headers, wire::HEADER_NAMESPACE).to_string();
-    let client_cn = connection.and_then(|Extension(ConnectInfo(peer))| peer.client_cn);
+    let (source, client_cn) = match connection {
+        Some(Extension(ConnectInfo(peer))) => (Some(peer.addr.ip()), peer.client_cn),
+        None => (None, None),
+    };
     let agent = match certificate_identity(
         client_cn.as_deref(),
         header(&headers, wire::HEADER_AGENT_NAME),
@@ -172,13 +194,31 @@ async fn upgrade(
         .and_then(|v| v.to_str().ok());
     let authenticated = match &client_cn {
         Some(cn) => certificate_user(&state.repo, cn).await,
-        None => state.auth.authenticate_header(authz).await,
+        None => state.auth.identify(authz, source).await,
     };
-    let user = match authenticated {
-        Ok(user) => user.username,
+    let identity = match authenticated {
+        Ok(who) => {
+            if !may_send_events(&state.authz, &who, &namespace) {
+                Metrics::inc(&state.metrics.handshake_forbidden_total);
+                tracing::warn!(agent = %agent, namespace = %namespace, user = %who.username, "Agent handshake refused by RBAC");
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "permission denied: user {:?} may not create events in namespace {namespace:?}",
+                        who.username
+                    ),
+                );
+            }
+            who
+        }
         Err(AuthError::Repo(e)) => {
             tracing::error!(error = %e, "Store unavailable during an agent handshake");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+        }
+        Err(e @ AuthError::RateLimited { .. }) => {
+            Metrics::inc(&state.metrics.login_rate_limited_total);
+            tracing::warn!(agent = %agent, namespace = %namespace, reason = %e, "Agent handshake refused");
+            return refuse(StatusCode::TOO_MANY_REQUESTS, e.to_string());
         }
         Err(e) => {
             Metrics::inc(&state.metrics.handshake_unauthorized_total);
@@ -189,8 +229,8 @@ async fn upgrade(
     let peer = Peer {
         namespace,
         agent,
-        user,
         subscriptions,
+        identity,
     };
     let backend_id = state.backend_id.clone();
     // Idle sessions dominate the backend's memory: tungstenite's default 128 KiB read buffer
@@ -234,21 +274,33 @@ fn certificate_identity(client_cn: Option<&str>, announced: &str) -> Result<Stri
 /// The user of an agent authenticated by its client certificate: the CN, no password. A
 /// stored user of that name that is disabled is refused, so disabling the user revokes the
 /// agent's certificate.
-async fn certificate_user(repo: &Repo, cn: &str) -> Result<proto_spec::v2::User, AuthError> {
-    match repo.get::<proto_spec::v2::User>(&keys::user(cn)).await? {
-        Some(user) if user.disabled => Err(AuthError::BadCredentials),
-        Some(user) => Ok(user),
-        None => Ok(proto_spec::v2::User {
+async fn certificate_user(repo: &Repo, cn: &str) -> Result<Identity, AuthError> {
+    let user = match repo.get::<proto_spec::v2::User>(&keys::user(cn)).await? {
+        Some(user) if user.disabled => return Err(AuthError::Disabled(cn.to_string())),
+        Some(user) => user,
+        // A CN the agents' CA vouches for needs no stored user.
+        None => proto_spec::v2::User {
             username: cn.to_string(),
             ..Default::default()
-        }),
+        },
+    };
+    // The agents' CA issues certificates to agents: its holders join the agents' group, so
+    // the default `system:agent` binding lets them send events, as the `agent` user can.
+    let mut identity = Identity::of(&user, Method::Certificate);
+    if !identity
+        .groups
+        .iter()
+        .any(|g| g == crate::init::AGENTS_GROUP)
+    {
+        identity.groups.push(crate::init::AGENTS_GROUP.to_string());
     }
+    Ok(identity)
 }
 
 async fn session(state: AgentdState, peer: Peer, mut socket: WebSocket) {
     state.metrics.agent_sessions.fetch_add(1, Ordering::Relaxed);
     Metrics::inc(&state.metrics.agent_sessions_total);
-    tracing::info!(agent = %peer.agent, namespace = %peer.namespace, user = %peer.user, "Agent session opened");
+    tracing::info!(agent = %peer.agent, namespace = %peer.namespace, user = %peer.identity.username, "Agent session opened");
     let reason = run_session(&state, &peer, &mut socket).await;
     state.metrics.agent_sessions.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(agent = %peer.agent, namespace = %peer.namespace, reason = %reason, "Agent session closed");
@@ -275,6 +327,7 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
     let mut check_requests = subscribe(state, peer, &config);
     let mut last_entity: Option<proto_spec::v2::Entity> = None;
     let (_registration, mut config_updates) = state.sessions.register(&peer.namespace, &peer.agent);
+    let mut rbac_changes = state.authz.changes();
     let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
     if send(state, socket, WsMessage::Binary(frame.into()))
         .await
@@ -295,6 +348,16 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
                 let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
                 if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
                     return "could not send an entity_config update".into();
+                }
+                continue;
+            }
+            Ok(()) = rbac_changes.changed() => {
+                // Roles or bindings changed: a session whose user lost `create` on `events`
+                // in its namespace ends, as its handshake would now be refused.
+                if !may_send_events(&state.authz, &peer.identity, &peer.namespace) {
+                    Metrics::inc(&state.metrics.handshake_forbidden_total);
+                    close(socket, wire::CLOSE_POLICY_VIOLATION, "permission to create events in this namespace was revoked").await;
+                    return format!("user {:?} may no longer create events here", peer.identity.username);
                 }
                 continue;
             }

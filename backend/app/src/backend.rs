@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agentd::{self, AgentdState, SessionRegistry};
 use crate::apid::{self, ApiState};
-use crate::auth::Authenticator;
+use crate::auth::{AuthConfig, Authenticator};
 use crate::bus::CheckBus;
 use crate::eventd::{Dispatcher, EventBus, Eventd};
 use crate::keepalived::Keepalived;
 use crate::listener::{Listener, PeerInfo};
 use crate::metrics::Metrics;
 use crate::pipelined::Pipelined;
+use crate::rbac::Authorizer;
 use crate::repo::Repo;
 use crate::schedulerd::{SchedulerConfig, Schedulerd};
 
@@ -71,6 +72,8 @@ pub enum BackendError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot load the RBAC roles and bindings: {0}")]
+    Rbac(#[from] crate::repo::RepoError),
     #[error("the {what} server failed: {source}")]
     Serve {
         what: &'static str,
@@ -88,6 +91,7 @@ pub struct Backend {
     check_bus: Arc<CheckBus>,
     pipeline: backend_pipeline::RunnerConfig,
     assets: Option<Arc<assetfetch::AssetCache>>,
+    auth: AuthConfig,
 }
 
 impl Backend {
@@ -115,6 +119,7 @@ impl Backend {
             check_bus: CheckBus::new(),
             pipeline: backend_pipeline::RunnerConfig::default(),
             assets: None,
+            auth: AuthConfig::default(),
         })
     }
 
@@ -138,6 +143,11 @@ impl Backend {
         self.pipeline = config;
     }
 
+    /// Token lifetimes and failed-login limits (Sensu's by default).
+    pub fn set_auth_config(&mut self, config: AuthConfig) {
+        self.auth = config;
+    }
+
     /// Processed events, for in-process observers (the pipeline, tests).
     pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<proto_spec::v2::Event>> {
         self.bus.subscribe()
@@ -155,7 +165,18 @@ impl Backend {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BackendError> {
         let started = Instant::now();
         let repo = Repo::new(self.store.clone());
-        let auth = Arc::new(Authenticator::new(repo.clone()));
+        let auth = Arc::new(Authenticator::new(repo.clone(), self.auth.clone()));
+        if let Err(e) = crate::init::upgrade(&repo).await {
+            tracing::error!(error = %e, "Cannot seed the default RBAC roles into an older store");
+        }
+        // Loaded before serving, then followed from the revision it was read at.
+        let rbac_revision = self
+            .store
+            .revision()
+            .await
+            .map_err(crate::repo::RepoError::from)?;
+        let authz = Authorizer::load(repo.clone()).await?;
+        let rbac_watch = tokio::spawn(authz.clone().follow(rbac_revision, shutdown.clone()));
         // Subscribed before anything can publish, so no event escapes the pipeline.
         let pipelined = Pipelined::new(
             repo.clone(),
@@ -194,6 +215,7 @@ impl Backend {
         let agent_app = agentd::router(AgentdState {
             repo: repo.clone(),
             auth: auth.clone(),
+            authz: authz.clone(),
             dispatcher: dispatcher.clone(),
             bus: self.check_bus.clone(),
             sessions,
@@ -207,6 +229,7 @@ impl Backend {
             ApiState {
                 repo,
                 auth,
+                authz,
                 keepalived,
                 dispatcher,
                 metrics: self.metrics.clone(),
@@ -241,6 +264,7 @@ impl Backend {
         ttl_monitor.abort();
         silences.abort();
         config_watch.abort();
+        rbac_watch.abort();
         pipelined.abort();
         // It stops on the shutdown token by itself; waiting keeps its last log lines in order.
         let _ = scheduler.await;

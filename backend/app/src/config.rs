@@ -81,7 +81,8 @@ pub struct InitFlags {
     /// Password of the first cluster administrator (at least 8 characters).
     #[arg(long)]
     pub cluster_admin_password: Option<String>,
-    #[arg(long, help = format!("API key of the first cluster administrator {LATER}"))]
+    /// API key of the first cluster administrator (`Authorization: Key <key>`).
+    #[arg(long)]
     pub cluster_admin_api_key: Option<String>,
     /// Prompt for the administrator's username and password.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
@@ -143,9 +144,12 @@ pub struct StartFlags {
     /// Private key (PEM) of --cert-file.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
-    #[arg(long, help = format!("CA certificates the backend trusts as a client (of etcd) {LATER}"))]
+    #[arg(
+        long,
+        help = "CA certificates (PEM) the backend trusts when it connects out (asset downloads), besides the system's"
+    )]
     pub trusted_ca_file: Option<PathBuf>,
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", help = format!("Skip verifying servers the backend connects to (etcd) {LATER}"))]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", help = "Skip verifying the certificates of servers the backend connects to (asset downloads): for tests only")]
     pub insecure_skip_tls_verify: bool,
     /// TLS certificate (PEM) of the agent port only, instead of --cert-file.
     #[arg(long)]
@@ -158,9 +162,12 @@ pub struct StartFlags {
     /// another certificate is refused; one presenting none logs in with its password.
     #[arg(long)]
     pub agent_auth_trusted_ca_file: Option<PathBuf>,
-    #[arg(long, help = format!("ECDSA private key for signing access tokens {LATER}"))]
+    /// ECDSA P-256 private key (PEM) that signs access tokens (ES256) instead of the HS256
+    /// secret kept in the store; needs --jwt-public-key-file.
+    #[arg(long)]
     pub jwt_private_key_file: Option<PathBuf>,
-    #[arg(long, help = format!("ECDSA public key for verifying access tokens {LATER}"))]
+    /// ECDSA P-256 public key (PEM) of --jwt-private-key-file, verifying access tokens.
+    #[arg(long)]
     pub jwt_public_key_file: Option<PathBuf>,
     /// Handler for the deregistration events of the backend's own entity.
     #[arg(long, default_value = "")]
