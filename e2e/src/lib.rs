@@ -118,7 +118,7 @@ impl Reply {
     }
 }
 
-/// A REST API client with Basic credentials.
+/// A REST API client with Basic credentials (or any `Authorization` value: `with_authorization`).
 pub struct Api {
     pub base: String,
     auth: String,
@@ -137,6 +137,14 @@ impl Api {
             .build()
             .into();
         Api { base, auth, agent }
+    }
+
+    /// A client sending `authorization` as is (`Key ...`, `Bearer ...`).
+    pub fn with_authorization(base: String, authorization: &str) -> Api {
+        Api {
+            auth: authorization.to_string(),
+            ..Api::new(base, "", "")
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<Reply> {

@@ -13,6 +13,7 @@
 //!   fields, `null` versus `[]`), and each resource has `validate()`;
 //! - `wrapped`: the `{type, api_version, metadata, spec}` format of `sensuctl create`/`dump`,
 //!   a `Resource` enum over every wrapped type, and the YAML/JSON stream parser and writers;
+//! - `auth`: the token endpoints' JSON (`Tokens`) and access-token `Claims`;
 //! - `meta`: `ObjectMeta` and `ResourceReference`;
 //! - `wire`: the agent transport frames (`<type>\n<payload>`), limits and handshake headers;
 //! - `tokens`: check token substitution (sensu-compat 5.6, the Go `text/template` subset
@@ -28,6 +29,7 @@
 //! `tests/corpus.rs` (every example of the Sensu 6.14 docs), property tests, and fuzz
 //! targets in `fuzz/` (a separate cargo-fuzz workspace).
 
+pub mod auth;
 pub mod meta;
 pub mod serde_util;
 pub mod tokens;

@@ -1,7 +1,9 @@
 //! agentd: the agent WebSocket port (sensu-compat 5.2, proto-spec/PROTOCOL.md).
 //!
 //! The upgrade request is checked before any WebSocket exists: namespace (404), credentials
-//! (401), agent name and subscriptions (400). A session then reads frames and hands keepalives
+//! (401, 429 past the failed-login limit), RBAC `create` on `events` in the namespace (403),
+//! agent name and subscriptions (400). A session whose user loses that permission (a role or
+//! binding changed) is closed (1008). A session then reads frames and hands keepalives
 //! and events to the shard queues; it never processes them itself, so a slow store slows only
 //! the agents whose queues are full. A bad frame closes only its own session, with a close
 //! code and reason, and is counted.
@@ -25,11 +27,12 @@ use proto_spec::wire::{self, FrameError, Message};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::{AuthError, Authenticator, Identity};
 use crate::bus::{BusSubscription, CheckBus};
 use crate::eventd::{Dispatcher, Work};
 use crate::keys;
 use crate::metrics::Metrics;
+use crate::rbac::{Attributes, Authorizer, Verb};
 use crate::repo::Repo;
 
 /// A session that sends nothing at all (no frame, no WebSocket ping) for this long is closed.
@@ -45,6 +48,8 @@ const SESSION_BUFFER_BYTES: usize = 4096;
 pub struct AgentdState {
     pub repo: Repo,
     pub auth: Arc<Authenticator>,
+    /// Agents need `create` on `events` in their namespace, as any API caller would.
+    pub authz: Arc<Authorizer>,
     pub dispatcher: Dispatcher,
     pub bus: Arc<CheckBus>,
     pub sessions: Arc<SessionRegistry>,
@@ -68,6 +73,21 @@ struct Peer {
     agent: String,
     /// Subscriptions the agent announced; a stored entity configuration overrides them.
     subscriptions: Vec<String>,
+    /// Who the agent authenticated as: re-checked whenever roles or bindings change.
+    identity: Identity,
+}
+
+/// What an agent session needs: `create` on `events` in its namespace.
+fn may_send_events(authz: &Authorizer, who: &Identity, namespace: &str) -> bool {
+    authz.authorize(
+        who,
+        &Attributes {
+            verb: Verb::Create,
+            resource: "events".to_string(),
+            namespace: Some(namespace.to_string()),
+            name: None,
+        },
+    )
 }
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
@@ -98,6 +118,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 
 async fn upgrade(
     State(state): State<AgentdState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -146,22 +167,42 @@ async fn upgrade(
     let authz = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth.authenticate_header(authz).await {
-        Ok(_) => {}
+    let source = connect.map(|c| c.0.0.ip());
+    let identity = match state.auth.identify(authz, source).await {
+        Ok(who) => {
+            if !may_send_events(&state.authz, &who, &namespace) {
+                Metrics::inc(&state.metrics.handshake_forbidden_total);
+                tracing::warn!(agent = %agent, namespace = %namespace, user = %who.username, "Agent handshake refused by RBAC");
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "permission denied: user {:?} may not create events in namespace {namespace:?}",
+                        who.username
+                    ),
+                );
+            }
+            who
+        }
         Err(AuthError::Repo(e)) => {
             tracing::error!(error = %e, "Store unavailable during an agent handshake");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+        }
+        Err(e @ AuthError::RateLimited { .. }) => {
+            Metrics::inc(&state.metrics.login_rate_limited_total);
+            tracing::warn!(agent = %agent, namespace = %namespace, reason = %e, "Agent handshake refused");
+            return refuse(StatusCode::TOO_MANY_REQUESTS, e.to_string());
         }
         Err(e) => {
             Metrics::inc(&state.metrics.handshake_unauthorized_total);
             tracing::warn!(agent = %agent, namespace = %namespace, reason = %e, "Agent handshake refused");
             return refuse(StatusCode::UNAUTHORIZED, e.to_string());
         }
-    }
+    };
     let peer = Peer {
         namespace,
         agent,
         subscriptions,
+        identity,
     };
     let backend_id = state.backend_id.clone();
     // Idle sessions dominate the backend's memory: tungstenite's default 128 KiB read buffer
@@ -218,6 +259,7 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
     };
     let mut check_requests = subscribe(state, peer, &config);
     let (_registration, mut config_updates) = state.sessions.register(&peer.namespace, &peer.agent);
+    let mut rbac_changes = state.authz.changes();
     let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
     if send(state, socket, WsMessage::Binary(frame.into()))
         .await
@@ -238,6 +280,16 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
                 let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
                 if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
                     return "could not send an entity_config update".into();
+                }
+                continue;
+            }
+            Ok(()) = rbac_changes.changed() => {
+                // Roles or bindings changed: a session whose user lost `create` on `events`
+                // in its namespace ends, as its handshake would now be refused.
+                if !may_send_events(&state.authz, &peer.identity, &peer.namespace) {
+                    Metrics::inc(&state.metrics.handshake_forbidden_total);
+                    close(socket, wire::CLOSE_POLICY_VIOLATION, "permission to create events in this namespace was revoked").await;
+                    return format!("user {:?} may no longer create events here", peer.identity.username);
                 }
                 continue;
             }

@@ -14,12 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agentd::{self, AgentdState, SessionRegistry};
 use crate::apid::{self, ApiState};
-use crate::auth::Authenticator;
+use crate::auth::{AuthConfig, Authenticator};
 use crate::bus::CheckBus;
 use crate::eventd::{Dispatcher, EventBus, Eventd};
 use crate::keepalived::Keepalived;
 use crate::metrics::Metrics;
 use crate::pipelined::Pipelined;
+use crate::rbac::Authorizer;
 use crate::repo::Repo;
 use crate::schedulerd::{SchedulerConfig, Schedulerd};
 
@@ -63,6 +64,8 @@ pub enum BackendError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot load the RBAC roles and bindings: {0}")]
+    Rbac(#[from] crate::repo::RepoError),
     #[error("the {what} server failed: {source}")]
     Serve {
         what: &'static str,
@@ -79,6 +82,7 @@ pub struct Backend {
     bus: EventBus,
     check_bus: Arc<CheckBus>,
     pipeline: backend_pipeline::RunnerConfig,
+    auth: AuthConfig,
 }
 
 impl Backend {
@@ -96,6 +100,7 @@ impl Backend {
             bus,
             check_bus: CheckBus::new(),
             pipeline: backend_pipeline::RunnerConfig::default(),
+            auth: AuthConfig::default(),
         })
     }
 
@@ -117,6 +122,11 @@ impl Backend {
         self.pipeline = config;
     }
 
+    /// Token lifetimes and failed-login limits (Sensu's by default).
+    pub fn set_auth_config(&mut self, config: AuthConfig) {
+        self.auth = config;
+    }
+
     /// Processed events, for in-process observers (the pipeline, tests).
     pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<proto_spec::v2::Event>> {
         self.bus.subscribe()
@@ -134,7 +144,18 @@ impl Backend {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BackendError> {
         let started = Instant::now();
         let repo = Repo::new(self.store.clone());
-        let auth = Arc::new(Authenticator::new(repo.clone()));
+        let auth = Arc::new(Authenticator::new(repo.clone(), self.auth.clone()));
+        if let Err(e) = crate::init::upgrade(&repo).await {
+            tracing::error!(error = %e, "Cannot seed the default RBAC roles into an older store");
+        }
+        // Loaded before serving, then followed from the revision it was read at.
+        let rbac_revision = self
+            .store
+            .revision()
+            .await
+            .map_err(crate::repo::RepoError::from)?;
+        let authz = Authorizer::load(repo.clone()).await?;
+        let rbac_watch = tokio::spawn(authz.clone().follow(rbac_revision, shutdown.clone()));
         // Subscribed before anything can publish, so no event escapes the pipeline.
         let pipelined = Pipelined::new(repo.clone(), self.metrics.clone(), self.pipeline);
         let pipelined = tokio::spawn(pipelined.run(self.bus.subscribe(), shutdown.clone()));
@@ -166,6 +187,7 @@ impl Backend {
         let agent_app = agentd::router(AgentdState {
             repo: repo.clone(),
             auth: auth.clone(),
+            authz: authz.clone(),
             dispatcher: dispatcher.clone(),
             bus: self.check_bus.clone(),
             sessions,
@@ -179,6 +201,7 @@ impl Backend {
             ApiState {
                 repo,
                 auth,
+                authz,
                 keepalived,
                 dispatcher,
                 metrics: self.metrics.clone(),
@@ -198,6 +221,9 @@ impl Backend {
                 tracing::debug!(error = %e, "Cannot set TCP_NODELAY on an agent connection");
             }
         });
+        // Source addresses feed the failed-login limits.
+        let agent_app = agent_app.into_make_service_with_connect_info::<SocketAddr>();
+        let api_app = api_app.into_make_service_with_connect_info::<SocketAddr>();
         let agents = axum::serve(agent_listener, agent_app)
             .with_graceful_shutdown(async move { stop.cancelled().await });
         let stop = shutdown.clone();
@@ -208,6 +234,7 @@ impl Backend {
         ttl_monitor.abort();
         silences.abort();
         config_watch.abort();
+        rbac_watch.abort();
         pipelined.abort();
         // It stops on the shutdown token by itself; waiting keeps its last log lines in order.
         let _ = scheduler.await;

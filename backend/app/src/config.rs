@@ -81,7 +81,8 @@ pub struct InitFlags {
     /// Password of the first cluster administrator (at least 8 characters).
     #[arg(long)]
     pub cluster_admin_password: Option<String>,
-    #[arg(long, help = format!("API key of the first cluster administrator {LATER}"))]
+    /// API key of the first cluster administrator (`Authorization: Key <key>`).
+    #[arg(long)]
     pub cluster_admin_api_key: Option<String>,
     /// Prompt for the administrator's username and password.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
@@ -142,9 +143,15 @@ pub struct StartFlags {
     pub trusted_ca_file: Option<PathBuf>,
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", help = format!("Skip TLS verification {LATER}"))]
     pub insecure_skip_tls_verify: bool,
-    #[arg(long, help = format!("ECDSA private key for signing access tokens {LATER}"))]
+    #[arg(
+        long,
+        help = "ECDSA private key for signing access tokens (not implemented: refused)"
+    )]
     pub jwt_private_key_file: Option<PathBuf>,
-    #[arg(long, help = format!("ECDSA public key for verifying access tokens {LATER}"))]
+    #[arg(
+        long,
+        help = "ECDSA public key for verifying access tokens (not implemented: refused)"
+    )]
     pub jwt_public_key_file: Option<PathBuf>,
     /// Handler for the deregistration events of the backend's own entity.
     #[arg(long, default_value = "")]

@@ -1,4 +1,6 @@
-//! `picket-backend init`: seed a new store (sensu-compat 6.1).
+//! `picket-backend init`: seed a new store (sensu-compat 6.1): the `default` namespace, the
+//! cluster administrator, the `agent` user, Sensu's default cluster roles and bindings, and
+//! the access-token signing secret.
 
 use backend_store::{Compare, Op, Txn};
 use proto_spec::ObjectMeta;
@@ -38,9 +40,10 @@ pub async fn is_initialized(repo: &Repo) -> Result<bool, InitError> {
     Ok(repo.exists(keys::INITIALIZED).await?)
 }
 
-/// Seed the default namespace, the cluster administrator and the `agent` user in one
-/// transaction guarded by the absence of the `.initialized` marker, so two backends racing to
-/// initialise the same store cannot both succeed.
+/// Seed the default namespace, the cluster administrator, the `agent` user, the default
+/// cluster roles and bindings and the access-token signing secret in one transaction guarded
+/// by the absence of the `.initialized` marker, so two backends racing to initialise the same
+/// store cannot both succeed.
 pub async fn initialize(
     repo: &Repo,
     admin_username: &str,
@@ -75,14 +78,19 @@ pub async fn initialize(
     let ns = Namespace {
         name: DEFAULT_NAMESPACE.to_string(),
     };
+    let mut secret = vec![0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
+    let mut success = vec![
+        Op::put(keys::namespace(DEFAULT_NAMESPACE), encode(&ns)),
+        Op::put(keys::user(admin_username), encode(&admin)),
+        Op::put(keys::user(AGENT_USERNAME), encode(&agent)),
+        Op::put(keys::JWT_SECRET, secret),
+    ];
+    success.extend(default_rbac_ops());
+    success.push(Op::put(keys::INITIALIZED, b"1".to_vec()));
     let txn = Txn {
         compares: vec![Compare::absent(keys::INITIALIZED)],
-        success: vec![
-            Op::put(keys::namespace(DEFAULT_NAMESPACE), encode(&ns)),
-            Op::put(keys::user(admin_username), encode(&admin)),
-            Op::put(keys::user(AGENT_USERNAME), encode(&agent)),
-            Op::put(keys::INITIALIZED, b"1".to_vec()),
-        ],
+        success,
         failure: vec![],
     };
     if repo.store.txn(txn).await?.succeeded {
@@ -90,6 +98,72 @@ pub async fn initialize(
     } else {
         Err(InitError::AlreadyInitialized)
     }
+}
+
+fn default_rbac_ops() -> Vec<Op> {
+    let roles = default_cluster_roles()
+        .into_iter()
+        .map(|r| Op::put(keys::cluster_role(&r.metadata.name), encode(&r)));
+    let bindings = default_cluster_role_bindings()
+        .into_iter()
+        .map(|b| Op::put(keys::cluster_role_binding(&b.metadata.name), encode(&b)));
+    roles.chain(bindings).collect()
+}
+
+/// Bring a store initialised by an older Picket (before RBAC was enforced) up to date: seed
+/// the default cluster roles and bindings if it has no cluster role at all, so its users are
+/// not locked out. A store that has any cluster role is left as its operators shaped it.
+pub async fn upgrade(repo: &Repo) -> Result<(), InitError> {
+    if !is_initialized(repo).await? {
+        return Ok(());
+    }
+    let any = repo
+        .store
+        .range(backend_store::RangeRequest {
+            prefix: keys::cluster_roles_prefix(),
+            start: None,
+            limit: 1,
+        })
+        .await?;
+    if !any.kvs.is_empty() {
+        return Ok(());
+    }
+    let resp = repo
+        .store
+        .txn(Txn {
+            compares: vec![],
+            success: default_rbac_ops(),
+            failure: vec![],
+        })
+        .await?;
+    if resp.succeeded {
+        tracing::info!("Seeded the default cluster roles and bindings into an older store");
+    }
+    Ok(())
+}
+
+/// An API key chosen by the operator must be a valid resource name, as Sensu requires.
+pub fn check_api_key(key: &str) -> Result<(), InitError> {
+    proto_spec::validate::validate_name("--cluster-admin-api-key", key)
+        .map_err(|e| InitError::InvalidAdmin(e.to_string()))
+}
+
+/// Give `username` the API key `key` (`init --cluster-admin-api-key`): stored, like every
+/// key, only as its digest.
+pub async fn add_api_key(repo: &Repo, username: &str, key: &str) -> Result<(), InitError> {
+    let digest = crate::auth::digest_hex(key);
+    let record = proto_spec::v2::APIKey {
+        metadata: ObjectMeta {
+            name: digest.clone(),
+            created_by: username.to_string(),
+            ..Default::default()
+        },
+        username: username.to_string(),
+        created_at: crate::timefmt::now_unix(),
+    };
+    check_api_key(key)?;
+    repo.put(&keys::api_key(&digest), &record).await?;
+    Ok(())
 }
 
 /// Namespaced resources an `edit` role may change (sensu-compat 1.13).

@@ -15,6 +15,43 @@ pub fn user(name: &str) -> String {
     format!("{ROOT}/users/{name}")
 }
 
+pub fn users_prefix() -> String {
+    format!("{ROOT}/users/")
+}
+
+/// The HS256 signing secret of access tokens (raw bytes).
+pub const JWT_SECRET: &str = "/sensu.io/authentication/secret";
+
+/// The record of an issued refresh token, named by the token's SHA-256 (hex).
+pub fn refresh_token(digest: &str) -> String {
+    format!("{ROOT}/authentication/refresh_tokens/{digest}")
+}
+
+pub fn refresh_tokens_prefix() -> String {
+    format!("{ROOT}/authentication/refresh_tokens/")
+}
+
+/// An API key, named by the key's SHA-256 (hex): the key itself is never stored.
+pub fn api_key(digest: &str) -> String {
+    format!("{ROOT}/apikeys/{digest}")
+}
+pub fn api_keys_prefix() -> String {
+    format!("{ROOT}/apikeys/")
+}
+
+/// Every RBAC object (roles, bindings, cluster-wide or not) is under this prefix.
+pub fn rbac_prefix() -> String {
+    format!("{ROOT}/rbac/")
+}
+pub const ROLES_KIND: &str = "rbac/roles";
+pub const ROLE_BINDINGS_KIND: &str = "rbac/rolebindings";
+pub fn cluster_roles_prefix() -> String {
+    format!("{ROOT}/rbac/clusterroles/")
+}
+pub fn cluster_role_bindings_prefix() -> String {
+    format!("{ROOT}/rbac/clusterrolebindings/")
+}
+
 pub fn cluster_role(name: &str) -> String {
     format!("{ROOT}/rbac/clusterroles/{name}")
 }

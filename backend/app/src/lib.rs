@@ -12,7 +12,8 @@
 //! - `silencing`: silenced entries applied to events (cached, swept when expired);
 //! - `switchset`: liveness keys on store leases and the watch on their expiry;
 //! - `schedulerd`: check schedules (interval splay, cron, subdues) → check requests;
-//! - `apid`: the REST API; `auth`: Basic authentication of stored users;
+//! - `apid`: the REST API; `auth`: authentication (Basic, access tokens, API keys, failed-login
+//!   limits); `rbac`: the authorizer (roles and bindings held in memory);
 //! - `entities`, `repo`, `keys`: typed store access and the key layout;
 //! - `metrics`: the backend's own counters; `timefmt`: Go-compatible time strings.
 
@@ -29,6 +30,7 @@ pub mod keepalived;
 pub mod keys;
 pub mod metrics;
 pub mod pipelined;
+pub mod rbac;
 pub mod repo;
 pub mod schedulerd;
 pub mod silencing;

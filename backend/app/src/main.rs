@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use backend_app::auth::{AuthConfig, EcdsaKeys};
 use backend_app::config::{self, Command, InitFlags, StartFlags, StoreFlags};
 use backend_app::init::{self, InitError};
 use backend_app::repo::Repo;
@@ -117,8 +118,21 @@ async fn run_init(flags: InitFlags, env: &HashMap<String, String>) -> Result<Exi
         );
         return Ok(ExitCode::from(EX_USAGE));
     };
+    if let Some(Err(e)) = flags
+        .cluster_admin_api_key
+        .as_deref()
+        .map(init::check_api_key)
+    {
+        eprintln!("picket-backend init: {e}");
+        return Ok(ExitCode::from(EX_USAGE));
+    }
     match init::initialize(&repo, &username, &password).await {
         Ok(()) => {
+            if let Some(key) = flags.cluster_admin_api_key.as_deref() {
+                init::add_api_key(&repo, &username, key)
+                    .await
+                    .context("cannot store the cluster admin's API key")?;
+            }
             println!(
                 "Picket store initialised: cluster admin {username:?}, agent user \"agent\", namespace \"default\"."
             );
@@ -181,6 +195,22 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
             return Ok(ExitCode::from(EX_USAGE));
         }
     }
+    let ecdsa_keys = match (&flags.jwt_private_key_file, &flags.jwt_public_key_file) {
+        (None, None) => None,
+        (Some(private), Some(public)) => match load_jwt_keys(private, public) {
+            Ok(keys) => Some(Arc::new(keys)),
+            Err(e) => {
+                eprintln!("picket-backend: {e}");
+                return Ok(ExitCode::from(EX_USAGE));
+            }
+        },
+        _ => {
+            eprintln!(
+                "picket-backend: --jwt-private-key-file and --jwt-public-key-file must be given together"
+            );
+            return Ok(ExitCode::from(EX_USAGE));
+        }
+    };
     let store = open_store(&flags.store, env)?;
     first_start(&store, env, flags.store.state_dir.as_deref()).await?;
 
@@ -200,6 +230,10 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
         },
     };
     let mut backend = Backend::new(config, store).await?;
+    backend.set_auth_config(AuthConfig {
+        ecdsa_keys,
+        ..AuthConfig::default()
+    });
     backend.set_pipeline_config(backend_pipeline::RunnerConfig {
         workers: flags.pipelined_workers,
         buffer_size: flags.pipelined_buffer_size,
@@ -213,6 +247,18 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
     tokio::spawn(signal_shutdown(shutdown.clone()));
     backend.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ECDSA P-256 key pair access tokens are signed with instead of the store's secret.
+fn load_jwt_keys(private: &Path, public: &Path) -> Result<EcdsaKeys> {
+    let read = |flag: &str, path: &Path| {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("--{flag} {}: cannot read it", path.display()))
+    };
+    let private_pem = read("jwt-private-key-file", private)?;
+    let public_pem = read("jwt-public-key-file", public)?;
+    EcdsaKeys::from_pem(&private_pem, &public_pem)
+        .map_err(|e| anyhow::anyhow!("--jwt-private-key-file/--jwt-public-key-file: {e}"))
 }
 
 /// An empty store initialises itself on first start, so one command gives a working

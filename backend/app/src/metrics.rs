@@ -33,6 +33,7 @@ define_metrics! {
     agent_sessions: gauge, "picket_agent_sessions", "Agent WebSocket sessions currently open.";
     agent_sessions_total: counter, "picket_agent_sessions_total", "Agent WebSocket sessions accepted.";
     handshake_unauthorized_total: counter, "picket_agent_handshake_unauthorized_total", "Agent handshakes refused for bad credentials (401).";
+    handshake_forbidden_total: counter, "picket_agent_handshake_forbidden_total", "Agent handshakes refused, and sessions closed, by RBAC: no create on events in the namespace.";
     handshake_unknown_namespace_total: counter, "picket_agent_handshake_unknown_namespace_total", "Agent handshakes refused for an unknown namespace (404).";
     handshake_invalid_total: counter, "picket_agent_handshake_invalid_total", "Agent handshakes refused for invalid headers (400).";
     frames_received_total: counter, "picket_agent_frames_received_total", "Frames received from agents.";
@@ -47,6 +48,8 @@ define_metrics! {
     deregistrations_total: counter, "picket_deregistrations_total", "Entities deregistered after their keepalive lapsed.";
     api_requests_total: counter, "picket_api_requests_total", "REST API requests served.";
     api_unauthorized_total: counter, "picket_api_unauthorized_total", "REST API requests refused for missing or bad credentials.";
+    api_forbidden_total: counter, "picket_api_forbidden_total", "REST API requests refused by RBAC (403).";
+    login_rate_limited_total: counter, "picket_login_rate_limited_total", "Logins refused past the failed-login limit (429), API and agent handshakes.";
     pipeline_events_lagged_total: counter, "picket_pipeline_events_lagged_total", "Events pipelined missed because it fell behind the event bus.";
     pipeline_events_handled_total: counter, "picket_pipeline_events_handled_total", "Events run through their pipelines.";
     pipeline_events_dropped_total: counter, "picket_pipeline_events_dropped_total", "Events dropped because the pipeline queue was full.";

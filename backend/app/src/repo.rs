@@ -152,12 +152,26 @@ pub async fn follow<F, Fut>(
     store: Arc<dyn Store>,
     prefix: String,
     shutdown: CancellationToken,
+    on_change: F,
+) where
+    F: FnMut(WatchEvent) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    follow_from(store, prefix, 0, shutdown, on_change).await
+}
+
+/// [`follow`] from the changes after revision `after` (0: from now): a caller that read the
+/// prefix at revision `after` misses nothing written since.
+pub async fn follow_from<F, Fut>(
+    store: Arc<dyn Store>,
+    prefix: String,
+    mut after: Revision,
+    shutdown: CancellationToken,
     mut on_change: F,
 ) where
     F: FnMut(WatchEvent) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut after: Revision = 0;
     loop {
         if after == 0 {
             after = store.revision().await.unwrap_or(0);

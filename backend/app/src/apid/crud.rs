@@ -5,7 +5,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /{collection}` | every namespace's items; `limit`/`continue` pagination |
+//! | `GET /{collection}` | every namespace's items the caller may list; `limit`/`continue` pagination (a page can come out short: it is filtered after reading) |
 //! | `GET /namespaces/{ns}/{collection}` | one namespace's items; 404 for an unknown namespace |
 //! | `POST /namespaces/{ns}/{collection}` | 201, empty body; 409 if it exists |
 //! | `GET /namespaces/{ns}/{collection}/{name}` | 200 + `ETag` |
@@ -30,6 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::authz::ListScope;
 use super::{
     ApiError, ApiJson, ApiState, AuthUser, ListParams, fnv1a, list_response, require_namespace,
     single_response,
@@ -209,11 +210,13 @@ where
     ))
 }
 
+/// Every namespace's items the caller may list (`scope`, from `authz::gate`).
 async fn list_all<R: NamespacedResource>(
     State(state): State<ApiState>,
+    Extension(scope): Extension<ListScope>,
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    let page = state
+    let mut page = state
         .repo
         .list::<R>(
             &keys::resources_prefix(R::STORE_KIND, None),
@@ -221,6 +224,8 @@ async fn list_all<R: NamespacedResource>(
             p.continue_token.as_deref(),
         )
         .await?;
+    page.items
+        .retain(|item| scope.allows(&item.metadata().namespace));
     Ok(list_response(presented(page)))
 }
 
@@ -309,36 +314,65 @@ async fn patch<R: NamespacedResource>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if media != MERGE_PATCH {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("PATCH needs Content-Type: {MERGE_PATCH} (got {content_type:?})"),
-        ));
-    }
-    let patch: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("the merge patch is not valid JSON: {e}")))?;
-    let if_match = header_str(&headers, header::IF_MATCH);
-    let if_none_match = header_str(&headers, header::IF_NONE_MATCH);
+    let patch = MergePatch::from_request(&headers, &body)?;
     let updated = update::<R, _>(&state.repo, &ns, &name, &user.0, |current| {
+        patch.apply(current, R::SINGULAR)
+    })
+    .await?;
+    Ok(single_response(&updated))
+}
+
+/// A PATCH request's JSON merge patch with its preconditions (`If-Match`, `If-None-Match`).
+pub struct MergePatch {
+    patch: Value,
+    if_match: Option<String>,
+    if_none_match: Option<String>,
+}
+
+impl MergePatch {
+    /// 415 unless the body is `application/merge-patch+json`; 400 unless it is JSON.
+    pub fn from_request(headers: &HeaderMap, body: &[u8]) -> Result<Self, ApiError> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if media != MERGE_PATCH {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("PATCH needs Content-Type: {MERGE_PATCH} (got {content_type:?})"),
+            ));
+        }
+        let patch: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the merge patch is not valid JSON: {e}"))
+        })?;
+        Ok(MergePatch {
+            patch,
+            if_match: header_str(headers, header::IF_MATCH),
+            if_none_match: header_str(headers, header::IF_NONE_MATCH),
+        })
+    }
+
+    /// `current` with the patch applied, if the preconditions hold for it (412 otherwise).
+    pub fn apply<T: Serialize + DeserializeOwned>(
+        &self,
+        current: &T,
+        singular: &str,
+    ) -> Result<T, ApiError> {
         let tag = etag(current);
-        if let Some(h) = &if_match
+        if let Some(h) = &self.if_match
             && !etag_listed(h, &tag)
         {
             return Err(precondition_failed(format!(
                 "If-Match {h} does not match the current ETag {tag}"
             )));
         }
-        if let Some(h) = &if_none_match
+        if let Some(h) = &self.if_none_match
             && etag_listed(h, &tag)
         {
             return Err(precondition_failed(format!(
@@ -348,13 +382,10 @@ async fn patch<R: NamespacedResource>(
         let mut doc = serde_json::to_value(current).map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding: {e}"))
         })?;
-        merge_patch(&mut doc, &patch);
-        serde_json::from_value::<R>(doc).map_err(|e| {
-            ApiError::bad_request(format!("the patched {} is not valid: {e}", R::SINGULAR))
-        })
-    })
-    .await?;
-    Ok(single_response(&updated))
+        merge_patch(&mut doc, &self.patch);
+        serde_json::from_value::<T>(doc)
+            .map_err(|e| ApiError::bad_request(format!("the patched {singular} is not valid: {e}")))
+    }
 }
 
 async fn delete<R: NamespacedResource>(

@@ -2,7 +2,7 @@
 //! Answers are redacted.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,6 +10,7 @@ use backend_store::{Compare, Op, Txn};
 use proto_spec::v2::entity::{MANAGED_BY_AGENT, MANAGED_BY_LABEL};
 use proto_spec::v2::{Entity, EntityConfig};
 
+use super::authz::ListScope;
 use super::{
     ApiError, ApiJson, ApiState, ListParams, list_response, require_namespace, single_response,
 };
@@ -37,9 +38,12 @@ fn redact_all(mut page: Page<Entity>) -> Page<Entity> {
 
 async fn list_all_entities(
     State(state): State<ApiState>,
+    Extension(scope): Extension<ListScope>,
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    let page = entities::list(&state.repo, None, p.limit()?, p.continue_token.as_deref()).await?;
+    let mut page =
+        entities::list(&state.repo, None, p.limit()?, p.continue_token.as_deref()).await?;
+    page.items.retain(|e| scope.allows(&e.metadata.namespace));
     Ok(list_response(redact_all(page)))
 }
 

@@ -3,13 +3,14 @@
 //! reports on behalf of an entity without an agent.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use proto_spec::v2::Event;
 use proto_spec::v2::entity::ENTITY_CLASS_PROXY;
 
+use super::authz::ListScope;
 use super::{
     ApiError, ApiJson, ApiState, ListParams, list_response, require_namespace, single_response,
 };
@@ -41,6 +42,7 @@ pub(super) fn redact_event(mut event: Event) -> Event {
 
 async fn list_all_events(
     State(state): State<ApiState>,
+    Extension(scope): Extension<ListScope>,
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let page = state
@@ -52,7 +54,12 @@ async fn list_all_events(
         )
         .await?;
     Ok(list_response(Page {
-        items: page.items.into_iter().map(redact_event).collect(),
+        items: page
+            .items
+            .into_iter()
+            .filter(|e| scope.allows(&e.metadata.namespace))
+            .map(redact_event)
+            .collect(),
         ..page
     }))
 }

@@ -1,8 +1,9 @@
 //! apid: the REST API (`/api/core/v2/...`, `/health`, `/version`, `/metrics`, `/ready`).
 //!
 //! Errors always have Sensu's body `{"message": "...", "code": N}`; JSON rejections and unknown
-//! routes use it too. Until tokens and RBAC arrive, `/api/` routes take HTTP Basic credentials
-//! of any enabled stored user; `/health`, `/version`, `/metrics` and `/ready` are open, as in
+//! routes use it too. Every `/api/core/v2` route goes through `authz::gate` (authentication
+//! by Basic credentials, access token or API key, then RBAC); `/auth/*` (`auth_routes`) hands
+//! out and revokes tokens; `/health`, `/version`, `/metrics` and `/ready` are open, as in
 //! Sensu.
 
 use std::sync::Arc;
@@ -17,6 +18,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+mod apikeys;
+mod auth_routes;
+pub mod authz;
 mod checks;
 pub mod crud;
 mod entities;
@@ -27,13 +31,16 @@ mod hooks;
 mod mutators;
 mod namespaces;
 mod pipelines;
+mod rbac;
 mod silenced;
+mod users;
 
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::Authenticator;
 use crate::eventd::Dispatcher;
 use crate::keepalived::Keepalived;
 use crate::keys;
 use crate::metrics::Metrics;
+use crate::rbac::Authorizer;
 use crate::repo::{Page, Repo, RepoError, encode};
 use crate::schedulerd::Publisher;
 
@@ -41,6 +48,8 @@ use crate::schedulerd::Publisher;
 pub struct ApiState {
     pub repo: Repo,
     pub auth: Arc<Authenticator>,
+    /// RBAC decisions, from the in-memory role set.
+    pub authz: Arc<Authorizer>,
     pub keepalived: Arc<Keepalived>,
     /// Events posted through the API join the agents' results in the same shard queues, so
     /// the results of one entity stay in order whatever their source.
@@ -52,8 +61,8 @@ pub struct ApiState {
     pub version: &'static str,
 }
 
-/// The authenticated user of an `/api/` request (request extension set by `require_user`);
-/// handlers record it as `metadata.created_by`.
+/// The authenticated user of an `/api/` request (request extension set by `authz::gate`, next
+/// to the caller's `auth::Identity`); handlers record it as `metadata.created_by`.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub String);
 
@@ -69,9 +78,13 @@ pub fn router(state: ApiState, body_limit: usize) -> Router {
         .merge(filters::routes())
         .merge(mutators::routes())
         .merge(pipelines::routes())
-        .layer(middleware::from_fn_with_state(state.clone(), require_user));
+        .merge(rbac::routes())
+        .merge(users::routes())
+        .merge(apikeys::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), authz::gate));
     Router::new()
         .nest("/api/core/v2", api)
+        .merge(auth_routes::routes())
         .route("/health", get(health))
         .route("/version", get(version))
         .route("/metrics", get(metrics))
@@ -201,29 +214,6 @@ async fn count_and_gate(State(state): State<ApiState>, req: Request, next: Next)
         return resp;
     }
     next.run(req).await
-}
-
-async fn require_user(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match state.auth.authenticate_header(header).await {
-        Ok(user) => {
-            req.extensions_mut().insert(AuthUser(user.username));
-            next.run(req).await
-        }
-        Err(AuthError::Repo(e)) => ApiError::from(e).into_response(),
-        Err(e) => {
-            Metrics::inc(&state.metrics.api_unauthorized_total);
-            let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
-            resp.headers_mut().insert(
-                "WWW-Authenticate",
-                HeaderValue::from_static("Basic realm=\"picket\""),
-            );
-            resp
-        }
-    }
 }
 
 // === helpers ===

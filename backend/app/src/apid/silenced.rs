@@ -3,13 +3,14 @@
 //! reads) and the lookups by subscription and by check.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use proto_spec::ObjectMeta;
 use proto_spec::ValidationError;
 use proto_spec::v2::Silenced;
 
+use super::authz::ListScope;
 use super::crud::{self, NamespacedResource};
 use super::{ApiError, ApiState, require_namespace};
 use crate::keys;
@@ -121,12 +122,13 @@ async fn by_check(
 
 async fn by_check_everywhere(
     State(state): State<ApiState>,
+    Extension(scope): Extension<ListScope>,
     Path(check): Path<String>,
 ) -> Result<Response, ApiError> {
     let entries: Vec<Silenced> = live(&state, None)
         .await?
         .into_iter()
-        .filter(|s| s.check == check)
+        .filter(|s| s.check == check && scope.allows(&s.metadata.namespace))
         .collect();
     Ok(axum::Json(entries).into_response())
 }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backend_app::auth::AuthConfig;
 use backend_app::bus::CheckBus;
 use backend_app::init;
 use backend_app::repo::Repo;
@@ -45,24 +46,40 @@ pub async fn start() -> TestBackend {
     init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1)
         .await
         .expect("init");
-    let backend = Backend::new(BackendConfig::loopback(), store)
+    start_on(store, AuthConfig::default()).await.0
+}
+
+/// A backend on `store` (initialised by the caller) with these token lifetimes and login
+/// limits; the handle ends when the backend has stopped.
+pub async fn start_on(
+    store: Arc<dyn Store>,
+    auth: AuthConfig,
+) -> (TestBackend, tokio::task::JoinHandle<()>) {
+    let mut backend = Backend::new(BackendConfig::loopback(), store)
         .await
         .expect("bind");
+    backend.set_auth_config(auth);
     let api = format!("http://{}", backend.api_addr());
     let v2 = format!("{api}/api/core/v2");
     let agent_url = format!("ws://{}/", backend.agent_addr());
     let bus = backend.check_bus();
     let events = backend.subscribe_events();
     let shutdown = CancellationToken::new();
-    tokio::spawn(backend.run(shutdown.clone()));
-    TestBackend {
-        api,
-        v2,
-        agent_url,
-        bus,
-        shutdown,
-        events,
-    }
+    let shutdown_for_run = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        backend.run(shutdown_for_run).await.expect("backend run");
+    });
+    (
+        TestBackend {
+            api,
+            v2,
+            agent_url,
+            bus,
+            shutdown,
+            events,
+        },
+        handle,
+    )
 }
 
 pub fn basic(user: &str, pass: &str) -> String {
@@ -99,6 +116,19 @@ impl Reply {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A request with a raw `Authorization` header (`Bearer ...`, `Key ...`), or none.
+pub async fn authed(
+    method: &str,
+    url: &str,
+    authorization: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
+    match authorization {
+        Some(a) => request(method, url, None, body, &[("Authorization", a)]).await,
+        None => request(method, url, None, body, &[]).await,
     }
 }
 
