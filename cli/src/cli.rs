@@ -149,11 +149,15 @@ pub enum ConfigCmd {
     View,
     /// Save the default output format
     SetFormat {
-        #[arg(value_enum)]
-        format: Format,
+        // Not `format`: that id is the global --format flag's.
+        #[arg(value_enum, value_name = "FORMAT")]
+        new_format: Format,
     },
     /// Save the default namespace
-    SetNamespace { namespace: String },
+    SetNamespace {
+        #[arg(value_name = "NAMESPACE")]
+        new_namespace: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -338,6 +342,8 @@ pub enum SilencedCmd {
 pub enum NamespaceCmd {
     /// List namespaces
     List(ListArgs),
+    /// Show one namespace
+    Info { name: String },
     /// Create a namespace
     Create { name: String },
     /// Delete a namespace (it must be empty)

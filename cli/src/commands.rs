@@ -159,15 +159,9 @@ fn completion(shell: Shell) -> Result<(), Error> {
 /// A line from stdin after a prompt on stderr; the default when the answer is empty.
 fn prompt(question: &str, default: &str, secret: bool) -> Result<String, Error> {
     let mut err = std::io::stderr();
-    if default.is_empty() {
-        write!(err, "? {question}: ")?;
-    } else {
-        write!(err, "? {question}: ({default}) ")?;
-    }
-    err.flush()?;
     let stdin = std::io::stdin();
-    let echo_off = secret && stdin.is_terminal();
-    let saved = if echo_off {
+    // Echo goes off before the prompt appears, so a fast typist's first keys are not shown.
+    let saved = if secret && stdin.is_terminal() {
         let saved = rustix::termios::tcgetattr(&stdin).ok();
         if let Some(t) = &saved {
             let mut quiet = t.clone();
@@ -179,6 +173,12 @@ fn prompt(question: &str, default: &str, secret: bool) -> Result<String, Error> 
     } else {
         None
     };
+    if default.is_empty() {
+        write!(err, "? {question}: ")?;
+    } else {
+        write!(err, "? {question}: ({default}) ")?;
+    }
+    err.flush()?;
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     if let Some(t) = saved {
@@ -321,12 +321,14 @@ fn config_cmd(mut ctx: Ctx, c: ConfigCmd, out: &mut dyn Write) -> Result<(), Err
                 )?,
             }
         }
-        ConfigCmd::SetFormat { format } => {
+        ConfigCmd::SetFormat { new_format: format } => {
             ctx.profile.format = format.name().to_string();
             ctx.store.save_profile(&ctx.profile)?;
             writeln!(out, "Format set to {}", format.name())?;
         }
-        ConfigCmd::SetNamespace { namespace } => {
+        ConfigCmd::SetNamespace {
+            new_namespace: namespace,
+        } => {
             proto_spec::validate::validate_name("namespace", &namespace)
                 .map_err(|e| Error::Usage(format!("namespace {namespace:?}: {e}")))?;
             ctx.profile.namespace = namespace.clone();
@@ -417,14 +419,27 @@ fn common(
 /// Validate with proto-spec, then PUT the unwrapped resource to its path.
 fn put_resource(client: &mut Client, mut resource: Resource, ns: &str) -> Result<(), Error> {
     resource.set_default_namespace(ns);
+    resources::prepare(&mut resource);
     resource
         .validate()
         .map_err(|e| Error::Input(format!("{} {:?}: {e}", resource.kind(), resource.name())))?;
-    if !resources::served(resource.kind()) {
-        return Err(resources::not_served(resource.kind()));
-    }
+    creatable(resource.kind())?;
     let path = resources::put_path(&resource);
     client.call("PUT", &path, Some(&resource.to_json_value()))?;
+    Ok(())
+}
+
+/// Whether `create -f` can write this type.
+fn creatable(kind: ResourceKind) -> Result<(), Error> {
+    if !resources::served(kind) {
+        return Err(resources::not_served(kind));
+    }
+    if kind == ResourceKind::APIKey {
+        // The API mints keys itself (POST /apikeys); a key cannot be written by name.
+        return Err(Error::NotImplemented(
+            "API keys cannot be created from files; use picketctl api-key grant".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -477,13 +492,7 @@ fn create_files(
                 r.name()
             ))
         })?;
-        if !resources::served(r.kind()) {
-            return Err(Error::NotImplemented(format!(
-                "document {} is a {}, which the backend does not serve yet",
-                i + 1,
-                r.kind()
-            )));
-        }
+        creatable(r.kind()).map_err(|e| Error::Input(format!("document {}: {e}", i + 1)))?;
         resources.push(r);
     }
     let mut client = ctx.client()?;
@@ -508,6 +517,7 @@ fn delete_files(
     for w in docs {
         let mut r = w.into_resource();
         r.set_default_namespace(&ns);
+        resources::prepare(&mut r);
         if !resources::served(r.kind()) {
             return Err(resources::not_served(r.kind()));
         }
@@ -594,7 +604,9 @@ fn dump(ctx: &Ctx, d: crate::cli::Dump, out: &mut dyn Write) -> Result<(), Error
         resources::KINDS
             .iter()
             .copied()
-            .filter(|k| resources::served(k.kind))
+            // API keys are credentials the API mints itself: `create -f` could not restore
+            // them, so `all` leaves them out (name `api-key` to dump them anyway).
+            .filter(|k| resources::served(k.kind) && k.kind != ResourceKind::APIKey)
             .collect()
     } else {
         let mut kinds = Vec::new();
@@ -611,8 +623,8 @@ fn dump(ctx: &Ctx, d: crate::cli::Dump, out: &mut dyn Write) -> Result<(), Error
     let mut wrapped = Vec::new();
     for k in kinds {
         let path = k.collection((!d.all_namespaces).then_some(ns.as_str()));
-        // Without --all-namespaces, cluster-wide types are dumped only by `all`-less requests
-        // that name them: a namespace's dump should not carry the cluster's users.
+        // `dump all` of one namespace leaves out the cluster-wide types (namespaces, users,
+        // cluster roles): they are not that namespace's. Named explicitly, they are dumped.
         if !d.all_namespaces && !k.kind.is_namespaced() && d.types == "all" {
             continue;
         }
@@ -801,6 +813,7 @@ fn namespace_cmd(
     let k = kind("namespace");
     match c {
         NamespaceCmd::List(a) => list(ctx, k, &a, out, colour),
+        NamespaceCmd::Info { name } => info(ctx, k, &name, out, colour),
         NamespaceCmd::Create { name } => create_from(ctx, k, json!({ "name": name }), out),
         NamespaceCmd::Delete { name, .. } => delete(ctx, k, &name, out),
     }

@@ -101,7 +101,16 @@ impl Kind {
     }
 }
 
-/// Where `create -f` PUTs a resource, or None when the API has no PUT for it.
+/// What picketctl changes before sending a resource: a silenced entry takes the name Sensu
+/// derives from its subscription and check (`appserver:*`), since the documentation's own
+/// examples name them otherwise and the API refuses a PUT whose name differs.
+pub fn prepare(resource: &mut Resource) {
+    if let Resource::Silenced(s) = resource {
+        s.fill_name();
+    }
+}
+
+/// Where `create -f` PUTs (and `delete -f` deletes) a resource.
 pub fn put_path(resource: &Resource) -> String {
     let kind = Kind::by_kind(resource.kind()).expect("every served kind has a command");
     let name = match resource {
