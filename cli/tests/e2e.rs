@@ -14,6 +14,7 @@ const CORPUS: &str = "../../shared/fixtures/sensu-docs-6.14/wrapped";
 
 struct Backend {
     url: String,
+    agent_port: u16,
     api: Api,
     _proc: Proc,
     dir: tempfile::TempDir,
@@ -21,7 +22,7 @@ struct Backend {
 
 fn start_backend() -> Backend {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (port, agent_port) = (free_port(), free_port());
     let mut cmd = Command::new(binary("picket-backend"));
     cmd.args(["start", "--config-file", "/dev/null", "--state-dir"])
         .arg(dir.path().join("state"))
@@ -30,7 +31,7 @@ fn start_backend() -> Backend {
             "--agent-host",
             "127.0.0.1",
             "--agent-port",
-            &free_port().to_string(),
+            &agent_port.to_string(),
         ])
         .env("PICKET_BACKEND_CLUSTER_ADMIN_USERNAME", ADMIN)
         .env("PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD", ADMIN_PASSWORD);
@@ -43,6 +44,7 @@ fn start_backend() -> Backend {
     });
     Backend {
         url,
+        agent_port,
         api,
         _proc: proc,
         dir,
@@ -387,7 +389,7 @@ fn assert_snapshot(what: &str, got: &str, expected: &str) {
 }
 
 #[test]
-fn rbac_story_and_dump_all_reproduces_every_resource() {
+fn acceptance_story_then_dump_all_reproduces_every_resource() {
     let a = start_backend();
     let ctl = Ctl::new(a.dir.path(), "admin");
     ctl.login(&a.url, ADMIN, ADMIN_PASSWORD);
@@ -448,6 +450,51 @@ fn rbac_story_and_dump_all_reproduces_every_resource() {
     assert!(alice.ok(&["check", "list"]).contains("check_http"));
     let out = alice.run(&["check", "list", "--namespace", "default"]);
     assert!(!out.status.success(), "alice cannot read default");
+
+    // A real agent in her namespace; a check that fails, run on request, resolved by hand.
+    let mut cmd = Command::new(binary("picket-agent"));
+    let cache = a.dir.path().join("agent-cache");
+    cmd.args([
+        "start",
+        "--config-file",
+        "",
+        "--name",
+        "web1",
+        "--namespace",
+        "shop",
+    ])
+    .args(["--backend-url", &format!("ws://127.0.0.1:{}", a.agent_port)])
+    .args(["--subscriptions", "web", "--keepalive-interval", "1"])
+    .args(["--statsd-disable", "--disable-api", "--disable-sockets"])
+    .arg("--cache-dir")
+    .arg(&cache);
+    let _agent = Proc::spawn("picket-agent", cmd, a.dir.path().join("agent.log"));
+    eventually(
+        "web1 in alice's entity list",
+        Duration::from_secs(30),
+        || alice.ok(&["entity", "list"]).contains("web1").then_some(()),
+    );
+    let health = write(
+        &files,
+        "health.yaml",
+        "type: CheckConfig\nmetadata:\n  name: health\nspec:\n  command: echo broken; exit 2\n  interval: 3600\n  publish: false\n  subscriptions: [web]\n",
+    );
+    alice.ok(&["create", "-f", health.to_str().unwrap()]);
+    alice.ok(&["check", "execute", "health"]);
+    eventually("the failing event", Duration::from_secs(30), || {
+        let list = alice.ok(&["event", "list", "--format", "json"]);
+        let events: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+        events
+            .iter()
+            .any(|e| e["check"]["metadata"]["name"] == "health" && e["check"]["status"] == 2)
+            .then_some(())
+    });
+    assert!(alice.ok(&["event", "list"]).contains("broken"));
+    alice.ok(&["event", "resolve", "web1", "health"]);
+    let resolved = alice.ok(&["event", "info", "web1", "health", "--format", "json"]);
+    let resolved: serde_json::Value = serde_json::from_str(&resolved).unwrap();
+    assert_eq!(resolved["check"]["status"], 0);
+    std::fs::remove_file(&health).unwrap();
 
     // dump all, then create -f into a fresh backend.
     let dump = a.dir.path().join("dump.yaml");

@@ -113,3 +113,20 @@ fn backend_store_depends_on_no_other_backend_crate() {
         "{deps:?}"
     );
 }
+
+#[test]
+fn picketctl_speaks_only_the_rest_api() {
+    let g = graph();
+    let deps = closure(&g, "picketctl");
+    let bad: Vec<_> = deps
+        .iter()
+        .filter(|d| {
+            d.starts_with("backend-")
+                || ["agent", "handlers", "tokio", "axum", "redb"].contains(&d.as_str())
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "picketctl is a blocking REST client over proto-spec, but depends on {bad:?}"
+    );
+}
