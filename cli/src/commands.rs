@@ -37,6 +37,8 @@ impl Ctx {
             cluster.api_key = k.clone();
         }
         if let Some(ca) = &global.trusted_ca_file {
+            // Saved by configure: absolute, so later commands run elsewhere find it.
+            let ca = std::path::absolute(ca).map_err(|e| Error::Io(ca.display().to_string(), e))?;
             cluster.trusted_ca_file = ca.display().to_string();
         }
         if global.insecure_skip_tls_verify {
@@ -546,7 +548,14 @@ fn edit(ctx: &Ctx, kind: Kind, name: &str, out: &mut dyn Write) -> Result<(), Er
         .or_else(|| std::env::var("EDITOR").ok().filter(|e| !e.is_empty()))
         .unwrap_or_else(|| "vi".to_string());
     let dir = std::env::temp_dir().join(format!("picketctl-edit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
+    // Private: the resource may carry secrets (env_vars, tokens in commands).
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::Io(dir.display().to_string(), e))?;
+    }
     let file = dir.join(format!("{}.yaml", kind.command));
     let result = (|| {
         std::fs::write(&file, &original).map_err(|e| Error::Io(file.display().to_string(), e))?;

@@ -789,3 +789,124 @@ fn completions_for_bash_and_zsh() {
         .unwrap();
     assert!(check.success(), "the bash script parses");
 }
+
+/// The backend does not serve TLS yet, so a real TLS server stands in: `openssl s_server -WWW`
+/// serves files under its directory, enough for `GET /auth` and a list.
+#[test]
+fn https_with_a_trusted_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=picketctl test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    write(d, "san.ext", "subjectAltName=IP:127.0.0.1\n");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    let www = d.join("www");
+    std::fs::create_dir_all(www.join("api/core/v2")).unwrap();
+    write(
+        &www,
+        "auth",
+        r#"{"access_token":"a.b.c","expires_at":4102444800,"refresh_token":"r"}"#,
+    );
+    write(
+        &www.join("api/core/v2"),
+        "namespaces",
+        r#"[{"name":"over-tls"}]"#,
+    );
+    let port = free_port();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-quiet", "-WWW", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-cert", "../srv.pem", "-key", "../srv.key"])
+        .current_dir(&www)
+        .stdin(Stdio::null());
+    let _server = Proc::spawn("openssl s_server", cmd, d.join("s_server.log"));
+    eventually("s_server listening", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let url = format!("https://127.0.0.1:{port}");
+    let ctl = Ctl::new(d, "home");
+
+    // Not trusted: the certificate is refused, one line, non-zero.
+    let out = ctl.run(&[
+        "configure",
+        "-n",
+        "--url",
+        &url,
+        "--username",
+        "u",
+        "--password",
+        "p",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+
+    let ca = d.join("ca.pem");
+    ctl.ok(&[
+        "configure",
+        "-n",
+        "--url",
+        &url,
+        "--username",
+        "u",
+        "--password",
+        "p",
+        "--trusted-ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    // The CA file is saved with the cluster and used by later commands.
+    assert!(ctl.ok(&["namespace", "list"]).contains("over-tls"));
+}
