@@ -85,6 +85,8 @@ pub enum AuthError {
     InvalidToken(&'static str),
     #[error("invalid API key")]
     BadApiKey,
+    #[error("user {0:?} is disabled")]
+    Disabled(String),
     #[error("too many failed logins for user {user:?} from this address; retry in {retry_after} s")]
     RateLimited { user: String, retry_after: u64 },
     #[error(transparent)]
@@ -128,6 +130,9 @@ impl Identity {
     }
 }
 
+/// A username and a salted digest of (password, stored hash): the key of the caches.
+type Credentials = (String, u64);
+
 pub struct Authenticator {
     repo: Repo,
     config: AuthConfig,
@@ -135,7 +140,11 @@ pub struct Authenticator {
     secret: tokio::sync::OnceCell<Arc<[u8]>>,
     limiter: LoginLimiter,
     /// Never held across an await, so a std mutex is fine.
-    verified: Mutex<HashMap<(String, u64), Instant>>,
+    verified: Mutex<HashMap<Credentials, Instant>>,
+    /// bcrypt checks under way, by the same key as `verified`.
+    inflight: Mutex<HashMap<Credentials, Arc<tokio::sync::OnceCell<bool>>>>,
+    /// bcrypt checks run (not answered from the cache or shared).
+    bcrypt_runs: std::sync::atomic::AtomicU64,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -148,12 +157,19 @@ impl Authenticator {
             secret: tokio::sync::OnceCell::new(),
             limiter,
             verified: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
+            bcrypt_runs: Default::default(),
             hasher: Default::default(),
         }
     }
 
     pub fn config(&self) -> &AuthConfig {
         &self.config
+    }
+
+    /// How many bcrypt checks ran: the rest were answered by the cache or shared.
+    pub fn bcrypt_runs(&self) -> u64 {
+        self.bcrypt_runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Who sent `Authorization: Basic|Bearer|Key ...`.
@@ -249,23 +265,44 @@ impl Authenticator {
         if cached.is_some_and(|at| at.elapsed() < CACHE_TTL) {
             return true;
         }
-        let hash = user.password_hash.clone();
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pw, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            return false;
-        }
-        let mut cache = self.verified.lock().expect("auth cache lock");
-        if cache.len() >= CACHE_MAX {
-            cache.retain(|_, at| at.elapsed() < CACHE_TTL);
+        // Concurrent checks of the same credentials (agents reconnecting together) share one
+        // bcrypt run instead of each paying for it.
+        let cell = self
+            .inflight
+            .lock()
+            .expect("auth in-flight lock")
+            .entry(cache_key.clone())
+            .or_default()
+            .clone();
+        let ok = *cell
+            .get_or_init(|| {
+                let hash = user.password_hash.clone();
+                let pw = password.to_string();
+                self.bcrypt_runs
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    tokio::task::spawn_blocking(move || bcrypt::verify(pw, &hash).unwrap_or(false))
+                        .await
+                        .unwrap_or(false)
+                }
+            })
+            .await;
+        if ok {
+            let mut cache = self.verified.lock().expect("auth cache lock");
             if cache.len() >= CACHE_MAX {
-                cache.clear();
+                cache.retain(|_, at| at.elapsed() < CACHE_TTL);
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
             }
+            cache.insert(cache_key.clone(), Instant::now());
         }
-        cache.insert(cache_key, Instant::now());
-        true
+        // After the cache insert, so a caller arriving now finds one or the other.
+        self.inflight
+            .lock()
+            .expect("auth in-flight lock")
+            .remove(&cache_key);
+        ok
     }
 
     // === tokens ===
@@ -523,6 +560,32 @@ mod tests {
         assert!(is_bcrypt_hash(&h));
         assert!(!is_bcrypt_hash("password1"));
         assert!(!is_bcrypt_hash(&h[..59]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_checks_of_the_same_credentials_share_one_bcrypt_run() {
+        let repo = Repo::new(backend_store::EmbeddedStore::in_memory().unwrap());
+        let user = User {
+            username: "agent".into(),
+            password_hash: bcrypt::hash("P@ssw0rd!", 4).unwrap(),
+            ..Default::default()
+        };
+        repo.put(&keys::user("agent"), &user).await.unwrap();
+        let auth = Arc::new(Authenticator::new(repo, AuthConfig::default()));
+        let checks: Vec<_> = (0..20)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move { auth.authenticate("agent", "P@ssw0rd!").await })
+            })
+            .collect();
+        for c in checks {
+            assert!(c.await.unwrap().is_ok());
+        }
+        assert_eq!(auth.bcrypt_runs(), 1);
+        // A wrong password is checked (and not cached as good).
+        assert!(auth.authenticate("agent", "wrong").await.is_err());
+        assert!(auth.authenticate("agent", "wrong").await.is_err());
+        assert_eq!(auth.bcrypt_runs(), 3);
     }
 
     #[tokio::test]

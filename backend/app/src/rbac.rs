@@ -2,18 +2,20 @@
 //! (optionally only named ones); RoleBindings grant them within one namespace, and
 //! ClusterRoleBindings everywhere, to users and groups.
 //!
-//! The whole RBAC set is kept in memory ([`Authorizer`]): loaded at start, then reloaded
-//! whenever anything under `/sensu.io/rbac/` changes (a store watch, `repo::follow_from`), so
-//! a request is decided without touching the store. A write through this backend's API
-//! reloads at once (`reload`), so the writer sees its change on its next request.
+//! The whole RBAC set is kept in memory ([`Authorizer`]), with the set of disabled users:
+//! loaded at start, then reloaded whenever anything under `/sensu.io/rbac/` or
+//! `/sensu.io/users/` changes (store watches, `repo::follow_from`), so a request is decided
+//! without touching the store. A write through this backend's API reloads at once (`reload`),
+//! so the writer sees its change on its next request. A disabled user is refused everything,
+//! even with an access token issued before.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use proto_spec::v2::role_binding::{
     ROLE_REF_CLUSTER_ROLE, ROLE_REF_ROLE, SUBJECT_TYPE_GROUP, SUBJECT_TYPE_USER,
 };
-use proto_spec::v2::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, Rule, Subject};
+use proto_spec::v2::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, Rule, Subject, User};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Identity;
@@ -63,6 +65,8 @@ struct Snapshot {
     roles: HashMap<(String, String), Role>,
     /// namespace → its bindings.
     bindings: HashMap<String, Vec<RoleBinding>>,
+    /// Disabled users: refused whatever their bindings or still-valid tokens say.
+    disabled: HashSet<String>,
 }
 
 pub struct Authorizer {
@@ -116,11 +120,19 @@ impl Authorizer {
                 .or_default()
                 .push(b);
         }
+        let disabled = repo
+            .list_all::<User>(&keys::users_prefix())
+            .await?
+            .into_iter()
+            .filter(|(_, u)| u.disabled)
+            .map(|(_, u)| u.username)
+            .collect();
         let snapshot = Snapshot {
             cluster_roles,
             cluster_bindings,
             roles,
             bindings,
+            disabled,
         };
         *self.snapshot.write().expect("rbac lock") = Arc::new(snapshot);
         self.generation.send_modify(|g| *g += 1);
@@ -139,16 +151,29 @@ impl Authorizer {
         after: backend_store::Revision,
         shutdown: CancellationToken,
     ) {
-        let store = self.repo.store.clone();
-        repo::follow_from(store, keys::rbac_prefix(), after, shutdown, |_| {
+        let follow = |prefix: String| {
             let me = self.clone();
-            async move {
-                if let Err(e) = me.reload().await {
-                    tracing::error!(error = %e, "Cannot reload RBAC roles and bindings");
-                }
-            }
-        })
-        .await;
+            repo::follow_from(
+                self.repo.store.clone(),
+                prefix,
+                after,
+                shutdown.clone(),
+                move |_| {
+                    let me = me.clone();
+                    async move {
+                        if let Err(e) = me.reload().await {
+                            tracing::error!(error = %e, "Cannot reload RBAC roles and bindings");
+                        }
+                    }
+                },
+            )
+        };
+        tokio::join!(follow(keys::rbac_prefix()), follow(keys::users_prefix()));
+    }
+
+    /// Whether `username` is a disabled user (as of the last reload).
+    pub fn is_disabled(&self, username: &str) -> bool {
+        self.snapshot().disabled.contains(username)
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -158,6 +183,9 @@ impl Authorizer {
     /// Whether `who` may do `what`.
     pub fn authorize(&self, who: &Identity, what: &Attributes) -> bool {
         let s = self.snapshot();
+        if s.disabled.contains(&who.username) {
+            return false;
+        }
         if s.cluster_grants(who).any(|rule| rule_allows(rule, what)) {
             return true;
         }

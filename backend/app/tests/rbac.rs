@@ -880,13 +880,31 @@ async fn users_manage_their_password_and_admins_their_users() {
     .await;
     r.assert_error(403, 4, "permission denied");
 
-    // Disable (DELETE), then reinstate.
+    // Disable (DELETE), then reinstate. An access token issued before stops working too.
+    let r = http("GET", &format!("{}/auth", tb.api), Some(new), None).await;
+    let bearer = format!("Bearer {}", r.json()["access_token"].as_str().unwrap());
+    let agent = ("agent-demo", "agent-demo-password");
+    create_user(&tb, "agent-demo", &["system:agents"]).await;
+    let mut session = connect(&tb, "d1", "default", agent).await.unwrap();
     let r = http("DELETE", &me, Some(ADMIN), None).await;
     assert_eq!(r.status, 204, "{}", r.body);
     let r = http("GET", &me, Some(new), None).await;
     assert_eq!(r.status, 401, "a disabled user cannot log in");
     let r = http("GET", &format!("{}/auth", tb.api), Some(new), None).await;
     assert_eq!(r.status, 401);
+    authed("GET", &me, Some(&bearer), None)
+        .await
+        .assert_error(401, 5, "disabled");
+    // A disabled agent user's session ends.
+    let r = http(
+        "DELETE",
+        &format!("{}/users/agent-demo", tb.v2),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(expect_close(&mut session).await, 1008);
     let r = http("PUT", &format!("{me}/reinstate"), Some(ADMIN), None).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let r = http("GET", &me, Some(new), None).await;

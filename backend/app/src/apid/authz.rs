@@ -45,12 +45,14 @@ pub const CLUSTER_WIDE: &[&str] = &[
     "apikeys",
 ];
 
-/// RBAC objects: a successful write to them reloads the authorizer before answering.
+/// What the authorizer holds (RBAC objects, and users for the disabled set): a successful
+/// write to them reloads it before answering.
 const RBAC_COLLECTIONS: &[&str] = &[
     "roles",
     "rolebindings",
     "clusterroles",
     "clusterrolebindings",
+    "users",
 ];
 
 /// What one request needs.
@@ -255,6 +257,10 @@ pub async fn gate(State(state): State<ApiState>, mut req: Request, next: Next) -
         .identify(header.as_deref(), source_ip(&req))
         .await
     {
+        // An access token outlives a user's disabling by up to its lifetime: not here.
+        Ok(who) if state.authz.is_disabled(&who.username) => {
+            return unauthenticated(&state, AuthError::Disabled(who.username));
+        }
         Ok(who) => who,
         Err(e) => return unauthenticated(&state, e),
     };
