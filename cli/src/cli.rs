@@ -158,6 +158,11 @@ pub enum ConfigCmd {
         #[arg(value_name = "NAMESPACE")]
         new_namespace: String,
     },
+    /// Save the request timeout (seconds)
+    SetTimeout {
+        #[arg(value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        seconds: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -385,6 +390,24 @@ pub enum UserCmd {
     },
     /// Enable a disabled user again
     Reinstate { name: String },
+    /// Set a user's password without the current one (administrators)
+    ResetPassword {
+        name: String,
+        #[arg(long, env = "PICKETCTL_NEW_PASSWORD", hide_env_values = true)]
+        new_password: String,
+    },
+    /// Add a user to a group
+    AddGroup { name: String, group: String },
+    /// Remove a user from a group
+    RemoveGroup { name: String, group: String },
+    /// Remove a user from every group
+    RemoveGroups { name: String },
+    /// Check a username and password against the backend (GET /auth/test)
+    TestCreds {
+        name: String,
+        #[arg(long, env = "PICKETCTL_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

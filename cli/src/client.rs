@@ -72,11 +72,7 @@ impl Client {
 
     /// `GET /auth` with Basic credentials: the token pair for `configure`.
     pub fn login(&self, username: &str, password: &str) -> Result<proto_spec::auth::Tokens, Error> {
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
-        );
-        let reply = self.send("GET", "/auth", &basic, None)?;
+        let reply = self.send("GET", "/auth", &basic(username, password), None)?;
         if reply.status == 401 {
             return Err(Error::Api {
                 status: 401,
@@ -86,6 +82,18 @@ impl Client {
         let reply = check(reply)?;
         serde_json::from_str(&reply.body)
             .map_err(|e| Error::Protocol(format!("GET /auth answered unexpected JSON: {e}")))
+    }
+
+    /// `GET /auth/test`: whether the credentials are valid (401 is a clear error).
+    pub fn test_credentials(&self, username: &str, password: &str) -> Result<(), Error> {
+        let reply = self.send("GET", "/auth/test", &basic(username, password), None)?;
+        if reply.status == 401 {
+            return Err(Error::Api {
+                status: 401,
+                message: "bad username or password".into(),
+            });
+        }
+        check(reply).map(|_| ())
     }
 
     /// `POST /auth/logout`: the refresh token stops working on the server too.
@@ -286,6 +294,13 @@ fn check(reply: Reply) -> Result<Reply, Error> {
         status: reply.status,
         message,
     })
+}
+
+fn basic(username: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+    )
 }
 
 fn now() -> i64 {

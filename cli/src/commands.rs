@@ -337,6 +337,11 @@ fn config_cmd(mut ctx: Ctx, c: ConfigCmd, out: &mut dyn Write) -> Result<(), Err
             ctx.store.save_profile(&ctx.profile)?;
             writeln!(out, "Namespace set to {namespace}")?;
         }
+        ConfigCmd::SetTimeout { seconds } => {
+            ctx.cluster.timeout = Some(seconds);
+            ctx.store.save_cluster(&ctx.cluster)?;
+            writeln!(out, "Timeout set to {seconds}s")?;
+        }
     }
     Ok(())
 }
@@ -874,6 +879,39 @@ fn user_cmd(ctx: &Ctx, c: UserCmd, out: &mut dyn Write, colour: bool) -> Result<
             ctx.client()?
                 .call("PUT", &format!("{}/reinstate", user_path(&name)), None)?;
             writeln!(out, "Reinstated")?;
+            Ok(())
+        }
+        UserCmd::ResetPassword { name, new_password } => {
+            let body = json!({ "password": new_password });
+            ctx.client()?.call(
+                "PUT",
+                &format!("{}/reset_password", user_path(&name)),
+                Some(&body),
+            )?;
+            writeln!(out, "Password reset")?;
+            Ok(())
+        }
+        UserCmd::AddGroup { name, group } => {
+            let path = format!("{}/groups/{}", user_path(&name), query_escape(&group));
+            ctx.client()?.call("PUT", &path, None)?;
+            writeln!(out, "Added")?;
+            Ok(())
+        }
+        UserCmd::RemoveGroup { name, group } => {
+            let path = format!("{}/groups/{}", user_path(&name), query_escape(&group));
+            ctx.client()?.call("DELETE", &path, None)?;
+            writeln!(out, "Removed")?;
+            Ok(())
+        }
+        UserCmd::RemoveGroups { name } => {
+            ctx.client()?
+                .call("DELETE", &format!("{}/groups", user_path(&name)), None)?;
+            writeln!(out, "Removed")?;
+            Ok(())
+        }
+        UserCmd::TestCreds { name, password } => {
+            ctx.client()?.test_credentials(&name, &password)?;
+            writeln!(out, "Valid")?;
             Ok(())
         }
     }

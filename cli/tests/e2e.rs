@@ -166,6 +166,11 @@ fn configure_saves_private_files_and_tokens_work() {
     assert_ne!(cluster["access_token"].as_str().unwrap(), old_access);
     assert!(cluster["expires_at"].as_i64().unwrap() > 1);
 
+    ctl.ok(&["config", "set-timeout", "7"]);
+    let view: serde_json::Value =
+        serde_json::from_str(&ctl.ok(&["config", "view", "--format", "json"])).unwrap();
+    assert_eq!(view["timeout"], 7);
+    assert!(!ctl.run(&["config", "set-timeout", "0"]).status.success());
     ctl.ok(&["config", "set-format", "yaml"]);
     ctl.ok(&["config", "set-namespace", "ops"]);
     let profile: serde_json::Value =
@@ -441,6 +446,58 @@ fn acceptance_story_then_dump_all_reproduces_every_resource() {
     write(&files, "checks.json", CHECK_JSON);
     ctl.ok(&["create", "-f", files.to_str().unwrap()]);
     ctl.ok(&["silenced", "create", "-s", "linux", "-r", "maintenance"]);
+
+    // User administration.
+    ctl.ok(&["user", "add-group", "alice", "ops"]);
+    let info = ctl.ok(&["user", "info", "alice", "--format", "json"]);
+    assert!(info.contains("\"ops\""), "{info}");
+    ctl.ok(&["user", "remove-group", "alice", "ops"]);
+    ctl.ok(&["user", "add-group", "alice", "x"]);
+    ctl.ok(&["user", "remove-groups", "alice"]);
+    let info: serde_json::Value =
+        serde_json::from_str(&ctl.ok(&["user", "info", "alice", "--format", "json"])).unwrap();
+    assert!(
+        info["groups"].as_array().is_none_or(|g| g.is_empty()),
+        "{info}"
+    );
+    ctl.ok(&[
+        "user",
+        "reset-password",
+        "alice",
+        "--new-password",
+        "alice-secret-2",
+    ]);
+    let bad = ctl.run(&[
+        "user",
+        "test-creds",
+        "alice",
+        "--password",
+        "alice-secret-1",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    ctl.ok(&[
+        "user",
+        "test-creds",
+        "alice",
+        "--password",
+        "alice-secret-2",
+    ]);
+    ctl.ok(&[
+        "user",
+        "change-password",
+        "alice",
+        "--current-password",
+        "alice-secret-2",
+        "--new-password",
+        "alice-secret-1",
+    ]);
+    ctl.ok(&[
+        "user",
+        "test-creds",
+        "alice",
+        "--password",
+        "alice-secret-1",
+    ]);
 
     // Reconfigured as alice: her namespace only.
     let alice = Ctl::new(a.dir.path(), "alice");
