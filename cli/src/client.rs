@@ -131,13 +131,15 @@ impl Client {
         let body = serde_json::json!({ "refresh_token": self.cluster.refresh_token });
         let auth = format!("Bearer {}", self.cluster.access_token);
         let reply = self.send("POST", "/auth/token", &auth, Some(&body))?;
-        if reply.status == 401 || reply.status == 400 {
-            return Err(Error::Api {
-                status: reply.status,
-                message: "the session expired: run picketctl configure to log in again".into(),
-            });
-        }
-        let reply = check(reply)?;
+        let reply = check(reply).map_err(|e| match e {
+            Error::Api { status, message } if status == 400 || status == 401 => Error::Api {
+                status,
+                message: format!(
+                    "the session cannot be refreshed ({message}): run picketctl configure to log in again"
+                ),
+            },
+            other => other,
+        })?;
         let tokens: proto_spec::auth::Tokens = serde_json::from_str(&reply.body)
             .map_err(|e| Error::Protocol(format!("POST /auth/token answered {e}")))?;
         self.cluster.access_token = tokens.access_token;

@@ -166,6 +166,19 @@ fn configure_saves_private_files_and_tokens_work() {
     assert_ne!(cluster["access_token"].as_str().unwrap(), old_access);
     assert!(cluster["expires_at"].as_i64().unwrap() > 1);
 
+    // A token the backend cannot read is not refreshed blindly: the refresh needs the
+    // access token's subject, so the user is told to log in again.
+    let mut cluster: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cluster_path).unwrap()).unwrap();
+    let saved = cluster.clone();
+    cluster["access_token"] = "not-a-token".into();
+    std::fs::write(&cluster_path, cluster.to_string()).unwrap();
+    let out = ctl.run(&["namespace", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("picketctl configure"), "{err}");
+    std::fs::write(&cluster_path, saved.to_string()).unwrap();
+
     ctl.ok(&["config", "set-timeout", "7"]);
     let view: serde_json::Value =
         serde_json::from_str(&ctl.ok(&["config", "view", "--format", "json"])).unwrap();
