@@ -116,28 +116,39 @@ fn backend_store_depends_on_no_other_backend_crate() {
 
 #[test]
 fn assets_stay_small_and_picket_free() {
-    let g = graph();
-    let deps = closure(&g, "assetfetch");
-    let bad: Vec<_> = deps
-        .iter()
-        .filter(|d| {
-            d.starts_with("backend-")
-                || [
-                    "agent",
-                    "proto-spec",
-                    "jsexpr",
-                    "aws-lc-rs",
-                    "aws-lc-sys",
-                    "hyper",
-                    "reqwest",
-                    "native-tls",
-                    "openssl",
-                ]
-                .contains(&d.as_str())
-        })
-        .collect();
+    let bad = backend_crates_and(
+        "assetfetch",
+        &[
+            "agent",
+            "proto-spec",
+            "jsexpr",
+            "aws-lc-rs",
+            "aws-lc-sys",
+            "hyper",
+            "reqwest",
+            "native-tls",
+            "openssl",
+        ],
+    );
     assert!(
         bad.is_empty(),
         "lib/assetfetch knows no Picket crate and pulls no second TLS or HTTP stack, but depends on {bad:?}"
     );
+}
+
+#[test]
+fn picketctl_speaks_only_the_rest_api() {
+    let bad = backend_crates_and("picketctl", &["agent", "handlers", "tokio", "axum", "redb"]);
+    assert!(
+        bad.is_empty(),
+        "picketctl is a blocking REST client over proto-spec, but depends on {bad:?}"
+    );
+}
+
+/// The packages `root` depends on (transitively) that are backend crates or named in `names`.
+fn backend_crates_and(root: &str, names: &[&str]) -> Vec<String> {
+    closure(&graph(), root)
+        .into_iter()
+        .filter(|d| d.starts_with("backend-") || names.contains(&d.as_str()))
+        .collect()
 }
