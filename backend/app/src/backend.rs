@@ -161,6 +161,12 @@ impl Backend {
             bus: self.check_bus.clone(),
         });
         let publisher = scheduler.publisher();
+        let ring = tokio::spawn(scheduler.ring().run_membership(shutdown.clone()));
+        let adhoc = tokio::spawn(crate::schedulerd::adhoc::run(
+            repo.clone(),
+            publisher.clone(),
+            shutdown.clone(),
+        ));
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
 
         let agent_app = agentd::router(AgentdState {
@@ -208,9 +214,13 @@ impl Backend {
         ttl_monitor.abort();
         silences.abort();
         config_watch.abort();
+        adhoc.abort();
         pipelined.abort();
         // It stops on the shutdown token by itself; waiting keeps its last log lines in order.
         let _ = scheduler.await;
+        // It revokes this backend's ring lease on the way out, so peers stop choosing its
+        // agents at once.
+        let _ = tokio::time::timeout(Duration::from_secs(2), ring).await;
         a.map_err(|source| BackendError::Serve {
             what: "agent",
             source,

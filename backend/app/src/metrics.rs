@@ -42,6 +42,10 @@ define_metrics! {
     keepalives_rejected_total: counter, "picket_keepalives_rejected_total", "Keepalives rejected (zero timestamp, wrong entity).";
     keepalive_failures_total: counter, "picket_keepalive_failures_total", "Keepalive failure events raised (status 1 or 2).";
     events_total: counter, "picket_events_total", "Check events processed and stored.";
+    store_write_batches_total: counter, "picket_store_write_batches_total", "Store transactions sent by the batch writer (events and entity states).";
+    store_batched_writes_total: counter, "picket_store_batched_writes_total", "Writes carried by those transactions.";
+    store_write_batch_retries_total: counter, "picket_store_write_batch_retries_total", "Batches retried write by write after a failed compare.";
+    event_cache_misses_total: counter, "picket_event_cache_misses_total", "Stored events read from the store because this backend had no current copy.";
     events_rejected_total: counter, "picket_events_rejected_total", "Events refused as invalid.";
     registrations_total: counter, "picket_registrations_total", "Entities registered on first keepalive.";
     deregistrations_total: counter, "picket_deregistrations_total", "Entities deregistered after their keepalive lapsed.";

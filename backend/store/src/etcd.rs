@@ -162,6 +162,37 @@ impl EtcdStore {
         }
     }
 
+    /// Compact etcd's history every `every`, down to the revision seen one period earlier,
+    /// until `shutdown` resolves. etcd keeps every revision until compacted, and events
+    /// rewrite their keys constantly: without compaction the database grows to its quota
+    /// and etcd then refuses every write. Keeping one period of history lets watchers that
+    /// lag by less than that resume without a re-read. Several backends may all run this;
+    /// compacting to an already compacted revision is harmless. (Freeing the disk space is
+    /// `etcdctl defrag`'s job, as for any etcd.)
+    pub async fn run_compactor(
+        self: std::sync::Arc<Self>,
+        every: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut previous: Option<Revision> = None;
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            if let Some(target) = previous {
+                let mut kv = self.client.kv_client();
+                match kv.compact(target, None).await {
+                    Ok(_) => tracing::debug!(revision = target, "etcd history compacted"),
+                    Err(e) if e.to_string().contains("compacted") => {}
+                    Err(e) => tracing::warn!(error = %e, "Cannot compact etcd's history"),
+                }
+            }
+            previous = self.revision().await.ok();
+        }
+    }
+
     pub fn options(&self) -> &EtcdOptions {
         &self.opts
     }

@@ -45,6 +45,11 @@ pub async fn start() -> TestBackend {
     init::initialize(&Repo::new(store.clone()), ADMIN.0, ADMIN.1)
         .await
         .expect("init");
+    start_on(store).await
+}
+
+/// A backend on a store that is already initialised (e.g. one etcd shared by several).
+pub async fn start_on(store: Arc<dyn Store>) -> TestBackend {
     let backend = Backend::new(BackendConfig::loopback(), store)
         .await
         .expect("bind");
