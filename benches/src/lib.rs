@@ -8,10 +8,12 @@
 //!   (in-process backend; `bench-scheduler`);
 //! - [`events_throughput`]: check results per second (and per CPU-second) through eventd on
 //!   the file-backed embedded store (`bench-events`);
+//! - [`counting`]: a `Store` wrapper counting requests (store requests per event);
 //! - [`stats`]: percentile summaries and the process's CPU time.
 //!
 //! Everything here talks to loopback addresses given to it and stops by itself.
 
+pub mod counting;
 pub mod events_throughput;
 pub mod harness;
 pub mod loadgen;

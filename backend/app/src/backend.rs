@@ -36,6 +36,8 @@ pub struct BackendConfig {
     pub eventd_buffer_size: usize,
     /// Name the backend gives itself in `Backend-ID` handshake answers.
     pub backend_id: String,
+    /// Agent handshakes admitted per second (`--agent-accept-rate`); 0 = no limit.
+    pub agent_accept_rate: u32,
 }
 
 impl BackendConfig {
@@ -51,6 +53,7 @@ impl BackendConfig {
             eventd_workers: 16,
             eventd_buffer_size: 1000,
             backend_id: "picket-backend".to_string(),
+            agent_accept_rate: 0,
         }
     }
 }
@@ -180,6 +183,7 @@ impl Backend {
             shutdown: shutdown.clone(),
             serve_after: started + self.config.agent_serve_wait,
             write_timeout: self.config.agent_write_timeout,
+            accept_limiter: Arc::new(agentd::AcceptLimiter::new(self.config.agent_accept_rate)),
         });
         let api_app = apid::router(
             ApiState {

@@ -130,6 +130,10 @@ pub struct StartFlags {
     /// Address the REST API listens on.
     #[arg(long, default_value = "[::]:8080")]
     pub api_listen_address: String,
+    /// Agent handshakes admitted per second before answering 503 + Retry-After (0 = no
+    /// limit): spreads a reconnect storm after a backend failure. (A Picket extension.)
+    #[arg(long, default_value_t = 1000)]
+    pub agent_accept_rate: u32,
     /// URL of the REST API as clients reach it.
     #[arg(long, default_value = "http://localhost:8080")]
     pub api_url: String,

@@ -257,6 +257,7 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
         agent_write_timeout: Duration::from_secs(flags.agent_write_timeout),
         eventd_workers: flags.eventd_workers,
         eventd_buffer_size: flags.eventd_buffer_size,
+        agent_accept_rate: flags.agent_accept_rate,
         backend_id: match hostname.trim() {
             "" => "picket-backend".to_string(),
             h => h.to_string(),

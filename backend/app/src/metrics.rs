@@ -35,6 +35,7 @@ define_metrics! {
     handshake_unauthorized_total: counter, "picket_agent_handshake_unauthorized_total", "Agent handshakes refused for bad credentials (401).";
     handshake_unknown_namespace_total: counter, "picket_agent_handshake_unknown_namespace_total", "Agent handshakes refused for an unknown namespace (404).";
     handshake_invalid_total: counter, "picket_agent_handshake_invalid_total", "Agent handshakes refused for invalid headers (400).";
+    handshake_rate_limited_total: counter, "picket_handshake_rate_limited_total", "Agent handshakes refused with 503 by the accept-rate limit.";
     frames_received_total: counter, "picket_agent_frames_received_total", "Frames received from agents.";
     frames_oversized_total: counter, "picket_agent_frames_oversized_total", "Agent sessions closed for a frame over the size limit.";
     frames_malformed_total: counter, "picket_agent_frames_malformed_total", "Agent sessions closed for a malformed frame (bad type, separator or payload).";

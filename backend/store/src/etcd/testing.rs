@@ -29,6 +29,9 @@ pub struct EtcdClusterOptions {
     pub election_ms: u64,
     /// How long to wait for the cluster to answer.
     pub ready_timeout: Duration,
+    /// Where the members' data directories go (default: `/dev/shm`, or the temp dir when
+    /// `durable`).
+    pub data_parent: Option<PathBuf>,
 }
 
 impl Default for EtcdClusterOptions {
@@ -39,6 +42,7 @@ impl Default for EtcdClusterOptions {
             heartbeat_ms: 100,
             election_ms: 1000,
             ready_timeout: Duration::from_secs(30),
+            data_parent: None,
         }
     }
 }
@@ -117,7 +121,9 @@ impl EtcdCluster {
     }
 
     async fn try_start(opts: EtcdClusterOptions) -> Result<Self, EtcdClusterError> {
-        let base = if !opts.durable && Path::new("/dev/shm").is_dir() {
+        let base = if let Some(parent) = &opts.data_parent {
+            parent.clone()
+        } else if !opts.durable && Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
             std::env::temp_dir()
