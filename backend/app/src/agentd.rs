@@ -108,6 +108,8 @@ struct Peer {
     agent: String,
     /// Subscriptions the agent announced; a stored entity configuration overrides them.
     subscriptions: Vec<String>,
+    /// The agent speaks protocol version 2: acknowledge each event once it is stored.
+    acks: bool,
 }
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
@@ -215,10 +217,16 @@ async fn upgrade(
             return refuse(StatusCode::UNAUTHORIZED, e.to_string());
         }
     }
+    let acks = wire::peer_version(
+        headers
+            .get(wire::HEADER_PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok()),
+    ) >= wire::ACK_VERSION;
     let peer = Peer {
         namespace,
         agent,
         subscriptions,
+        acks,
     };
     let backend_id = state.backend_id.clone();
     // Idle sessions dominate the backend's memory: tungstenite's default 128 KiB read buffer
@@ -344,13 +352,34 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
         Metrics::inc(&state.metrics.frames_received_total);
         match wire::decode(&data) {
             Ok(Message::Keepalive(event)) => {
-                if !submit(state, peer, *event, true).await {
+                if !submit(state, peer, *event, true, None).await {
                     return "backend shutting down".into();
                 }
             }
             Ok(Message::Event(event)) => {
-                if !submit(state, peer, *event, false).await {
+                let id = event.id.filter(|_| peer.acks);
+                let (done, stored) = match id {
+                    Some(_) => {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        (Some(tx), Some(rx))
+                    }
+                    None => (None, None),
+                };
+                if !submit(state, peer, *event, false, done).await {
                     return "backend shutting down".into();
+                }
+                // Acknowledged only once durable in the store; a failed store write is not
+                // acknowledged, so the agent keeps the event and sends it again.
+                if let (Some(id), Some(stored)) = (id, stored)
+                    && stored.await.unwrap_or(false)
+                {
+                    let ack = wire::encode(&Message::EventAck(Box::new(wire::EventAck { id })));
+                    if send(state, socket, WsMessage::Binary(ack.into()))
+                        .await
+                        .is_err()
+                    {
+                        return "could not send an event acknowledgement".into();
+                    }
                 }
             }
             Ok(other) => {
@@ -376,7 +405,21 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
 
 /// Bind an event to the session's identity: an agent speaks only for itself (and, for
 /// events, for proxy entities) in its own namespace.
-async fn submit(state: &AgentdState, peer: &Peer, mut event: Event, keepalive: bool) -> bool {
+/// `done` hears whether the event was stored; a dropped event counts as done (`true`): the
+/// agent must not send it again.
+async fn submit(
+    state: &AgentdState,
+    peer: &Peer,
+    mut event: Event,
+    keepalive: bool,
+    done: Option<tokio::sync::oneshot::Sender<bool>>,
+) -> bool {
+    let drop_it = |done: Option<tokio::sync::oneshot::Sender<bool>>| {
+        if let Some(done) = done {
+            let _ = done.send(true);
+        }
+        true
+    };
     event.metadata.namespace = peer.namespace.clone();
     let entity = event.entity.get_or_insert_with(Default::default);
     if keepalive && !entity.metadata.name.is_empty() && entity.metadata.name != peer.agent {
@@ -393,17 +436,17 @@ async fn submit(state: &AgentdState, peer: &Peer, mut event: Event, keepalive: b
         if !keepalive && check.config.metadata.name.is_empty() {
             Metrics::inc(&state.metrics.events_rejected_total);
             tracing::warn!(agent = %peer.agent, "Dropping an event whose check has no name");
-            return true;
+            return drop_it(done);
         }
     } else if !keepalive && event.metrics.is_none() {
         Metrics::inc(&state.metrics.events_rejected_total);
         tracing::warn!(agent = %peer.agent, "Dropping an event with neither check nor metrics");
-        return true;
+        return drop_it(done);
     }
-    let work = if keepalive {
-        Work::Keepalive(Box::new(event))
-    } else {
-        Work::Event(Box::new(event))
+    let work = match (keepalive, done) {
+        (true, _) => Work::Keepalive(Box::new(event)),
+        (false, Some(done)) => Work::EventNotify(Box::new(event), done),
+        (false, None) => Work::Event(Box::new(event)),
     };
     state.dispatcher.submit(work).await
 }

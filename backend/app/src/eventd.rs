@@ -17,7 +17,7 @@ use proto_spec::v2::check::{
 };
 use proto_spec::v2::entity::{ENTITY_CLASS_AGENT, ENTITY_CLASS_PROXY};
 use proto_spec::v2::{Check, CheckHistory, EntityConfig, Event};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -106,6 +106,12 @@ impl Eventd {
                     }
                 }
             };
+            if event.id.is_some() && previous.as_ref().and_then(|p| p.id) == event.id {
+                // The same result again: an agent resending an event whose acknowledgement
+                // it never got (the backend stored it, then the session broke).
+                Metrics::inc(&self.metrics.events_duplicate_total);
+                return Ok(Arc::new(received));
+            }
             let silenced = self.silences.matching(&event, now_unix());
             let check = event.check.as_mut().expect("checked above");
             check.silenced = silenced;
@@ -295,7 +301,8 @@ impl Eventd {
     }
 }
 
-/// The part of each stored event that the next merge reads (history, counters, state, TTL),
+/// The part of each stored event that the next merge reads (history, counters, state, TTL,
+/// and the id, to recognise a resent result),
 /// with the revision it was stored at. A stale entry costs one conflict and a re-read, never a
 /// wrong merge: the write is conditional on that revision.
 #[derive(Default)]
@@ -329,6 +336,7 @@ impl EventCache {
         slim.config.ttl = check.config.ttl;
         let slim = Event {
             check: Some(slim),
+            id: event.id,
             ..Default::default()
         };
         let mut entries = self.entries.lock().expect("event cache lock");
@@ -449,12 +457,17 @@ fn truncate_output(check: &mut Check) {
 pub enum Work {
     Keepalive(Box<Event>),
     Event(Box<Event>),
+    /// An event whose submitter wants to know when it is stored (`true`) or failed
+    /// (`false`): agent sessions that acknowledge events (protocol version 2).
+    EventNotify(Box<Event>, oneshot::Sender<bool>),
 }
+
+type EventWork = (Box<Event>, Option<oneshot::Sender<bool>>);
 
 /// The two queues of one shard: keepalives, then everything else.
 struct ShardQueues {
     keepalives: mpsc::Sender<Box<Event>>,
-    events: mpsc::Sender<Box<Event>>,
+    events: mpsc::Sender<EventWork>,
 }
 
 /// Routes work to shard queues by entity; cloneable handle used by agent sessions.
@@ -497,26 +510,26 @@ impl Dispatcher {
     }
 
     pub async fn submit(&self, work: Work) -> bool {
-        let (event, is_keepalive) = match work {
-            Work::Keepalive(e) => (e, true),
-            Work::Event(e) => (e, false),
+        let (event, is_keepalive, done) = match work {
+            Work::Keepalive(e) => (e, true, None),
+            Work::Event(e) => (e, false, None),
+            Work::EventNotify(e, done) => (e, false, Some(done)),
         };
         let mut h = DefaultHasher::new();
         event.namespace().hash(&mut h);
         event.entity_name().hash(&mut h);
         let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
-        let tx = if is_keepalive {
-            &shard.keepalives
+        if is_keepalive {
+            shard.keepalives.send(event).await.is_ok()
         } else {
-            &shard.events
-        };
-        tx.send(event).await.is_ok()
+            shard.events.send((event, done)).await.is_ok()
+        }
     }
 }
 
 async fn shard_loop(
     mut keepalives: mpsc::Receiver<Box<Event>>,
-    mut events: mpsc::Receiver<Box<Event>>,
+    mut events: mpsc::Receiver<EventWork>,
     keepalived: Arc<Keepalived>,
     eventd: Eventd,
     shutdown: CancellationToken,
@@ -530,10 +543,17 @@ async fn shard_loop(
                     tracing::error!(error = %e, "Failed to process a keepalive; the agent's next keepalive retries it");
                 }
             }
-            Some(ev) = events.recv() => {
+            Some((ev, done)) = events.recv() => {
                 let entity = ev.entity_name().to_string();
-                if let Err(e) = eventd.process(*ev).await {
-                    tracing::error!(error = %e, entity, "Failed to store an event");
+                let stored = match eventd.process(*ev).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, entity, "Failed to store an event");
+                        false
+                    }
+                };
+                if let Some(done) = done {
+                    let _ = done.send(stored);
                 }
             }
             else => return,

@@ -47,6 +47,7 @@ define_metrics! {
     store_batched_writes_total: counter, "picket_store_batched_writes_total", "Writes carried by those transactions.";
     store_write_batch_retries_total: counter, "picket_store_write_batch_retries_total", "Batches retried write by write after a failed compare.";
     event_cache_misses_total: counter, "picket_event_cache_misses_total", "Stored events read from the store because this backend had no current copy.";
+    events_duplicate_total: counter, "picket_events_duplicate_total", "Resent events recognised by their id and not stored again.";
     events_rejected_total: counter, "picket_events_rejected_total", "Events refused as invalid.";
     registrations_total: counter, "picket_registrations_total", "Entities registered on first keepalive.";
     deregistrations_total: counter, "picket_deregistrations_total", "Entities deregistered after their keepalive lapsed.";
