@@ -303,6 +303,9 @@ fn surely_not_applied(e: &StoreError) -> bool {
             "too many requests",
             "connection refused",
             "Connection refused",
+            // The connection to the member was never made: nothing was sent.
+            "tcp connect error",
+            "error trying to connect",
             "not capable",
             "unhealthy cluster",
         ]
