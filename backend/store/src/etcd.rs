@@ -182,7 +182,7 @@ impl EtcdStore {
                 () = tokio::time::sleep(every) => {}
             }
             if let Some(target) = previous {
-                let mut kv = self.client.kv_client();
+                let mut kv = self.kv();
                 match kv.compact(target, None).await {
                     Ok(_) => tracing::debug!(revision = target, "etcd history compacted"),
                     Err(e) if e.to_string().contains("compacted") => {}
@@ -191,6 +191,14 @@ impl EtcdStore {
             }
             previous = self.revision().await.ok();
         }
+    }
+
+    /// A KV client that accepts large answers: a range over a big prefix (every event of a
+    /// namespace) easily exceeds gRPC's default 4 MiB message limit.
+    fn kv(&self) -> etcd_client::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 
     pub fn options(&self) -> &EtcdOptions {
@@ -444,6 +452,9 @@ fn compare(c: &Compare) -> EtcdCompare {
     }
 }
 
+/// Largest answer accepted from etcd (ranges of whole prefixes).
+const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
+
 /// How many watch events may wait for a slow consumer before the stream stops reading (and
 /// etcd buffers for us).
 const WATCH_BUFFER: usize = 1024;
@@ -456,7 +467,10 @@ impl EtcdStore {
         key: &[u8],
         options: &WatchOptions,
     ) -> Result<(etcd_client::WatchStream, etcd_client::WatchResponse)> {
-        let mut client = self.client.watch_client();
+        let mut client = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let mut stream = client
             .watch(key.to_vec(), Some(options.clone()))
             .await
@@ -472,7 +486,7 @@ impl EtcdStore {
     }
 
     async fn get_once(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = kv
             .get(key.as_bytes(), None)
             .await
@@ -500,7 +514,7 @@ impl EtcdStore {
             let limit = i64::try_from(req.limit.saturating_add(1)).unwrap_or(i64::MAX);
             options = options.with_limit(limit);
         }
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = kv
             .get(first, Some(options))
             .await
@@ -529,7 +543,7 @@ impl EtcdStore {
         if lease != 0 {
             options = options.with_lease(lease);
         }
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = kv
             .put(key.as_bytes(), value.to_vec(), Some(options))
             .await
@@ -538,7 +552,7 @@ impl EtcdStore {
     }
 
     async fn delete_once(&self, key: &str) -> Result<u64> {
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = kv
             .delete(key.as_bytes(), None)
             .await
@@ -548,7 +562,7 @@ impl EtcdStore {
 
     async fn delete_prefix_once(&self, prefix: &str) -> Result<u64> {
         let (key, end) = prefix_range(prefix);
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = kv
             .delete(key, Some(DeleteOptions::new().with_range(end)))
             .await
@@ -566,7 +580,7 @@ impl EtcdStore {
             .when(txn.compares.iter().map(compare).collect::<Vec<_>>())
             .and_then(txn.success.iter().map(txn_op).collect::<Vec<_>>())
             .or_else(txn.failure.iter().map(txn_op).collect::<Vec<_>>());
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = match kv.txn(request).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -662,7 +676,7 @@ impl EtcdStore {
 
     async fn revision_once(&self) -> Result<Revision> {
         // The cheapest linearizable read: count the keys equal to one key, then keep the header.
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = kv
             .get(vec![0u8], Some(GetOptions::new().with_count_only()))
             .await

@@ -409,6 +409,26 @@ mod etcd_only {
         assert!(s.get("big").await.unwrap().is_none());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_range_larger_than_grpcs_default_message_limit_is_read() {
+        let cluster = EtcdCluster::single().await.unwrap();
+        let s = cluster.connect().await.unwrap();
+        for i in 0..6 {
+            s.put(&format!("big/{i}"), vec![b'x'; 1024 * 1024], 0)
+                .await
+                .unwrap();
+        }
+        let all = s
+            .range(backend_store::RangeRequest {
+                prefix: "big/".into(),
+                start: None,
+                limit: 0,
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.kvs.len(), 6, "6 MiB in one answer");
+    }
+
     #[test]
     fn client_urls_are_checked() {
         assert_eq!(
