@@ -299,8 +299,8 @@ impl Agent {
                 r = transport::connect(&url, &who, &connector, config.transport.handshake_timeout) => r,
             };
             let wait = match attempt {
-                Ok((ws, backend_id)) => {
-                    info!(backend_url = %url, backend_id = backend_id.as_deref().unwrap_or(""), "Connected to backend");
+                Ok((ws, backend_id, version)) => {
+                    info!(backend_url = %url, backend_id = backend_id.as_deref().unwrap_or(""), protocol_version = version, "Connected to backend");
                     if stats.sessions.fetch_add(1, Ordering::Relaxed) > 0 {
                         stats.reconnects.fetch_add(1, Ordering::Relaxed);
                     }
@@ -310,7 +310,8 @@ impl Agent {
                         .transport
                         .max_session_length
                         .map(|l| started + reconnect::session_length(l, &mut rng));
-                    let end = session::run(ws, &shared, &shutdown, deadline).await;
+                    let acks = version >= proto_spec::wire::ACK_VERSION;
+                    let end = session::run(ws, &shared, &shutdown, deadline, acks).await;
                     stats.connected.store(false, Ordering::Relaxed);
                     info!(backend_url = %url, reason = %end, "Disconnected from backend");
                     if end == SessionEnd::Shutdown {

@@ -2,7 +2,8 @@
 //!
 //! Every event except keepalives goes through here: check results, StatsD flushes, and the
 //! events of the HTTP and socket APIs. The session sends them in order and removes each one
-//! only once it has been written to the WebSocket. Keepalives never enter the queue: the
+//! only once the backend acknowledged it as stored (`event_ack`, protocol version 2), or,
+//! with a backend that does not acknowledge, once it has been written to the WebSocket. Keepalives never enter the queue: the
 //! session writes them directly (they are regenerated on every interval, so queueing one
 //! would only delay it behind older events and get the agent declared dead while busy).
 //!

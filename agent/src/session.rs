@@ -111,12 +111,19 @@ impl std::fmt::Display for SessionEnd {
     }
 }
 
+/// How long an event may wait for its `event_ack` before the session is given up (and the
+/// event sent again on the next one).
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Run one session until it ends. `deadline` is the end imposed by `--max-session-length`.
+/// With `acks` (the backend speaks protocol version 2) an event leaves the outbox only when
+/// the backend acknowledges it as stored, one event at a time; without, once written.
 pub(crate) async fn run(
     ws: WsStream,
     shared: &Shared,
     shutdown: &CancellationToken,
     deadline: Option<Instant>,
+    acks: bool,
 ) -> SessionEnd {
     let cfg = &shared.config;
     let hb_interval = cfg.transport.heartbeat_interval;
@@ -132,6 +139,8 @@ pub(crate) async fn run(
     let mut read_deadline = start + hb_timeout;
     // Set while the event at the front waits for a rate-limit token.
     let mut throttled: Option<Instant> = None;
+    // The event sent and not yet acknowledged: (outbox seq, event id, give-up time).
+    let mut awaiting: Option<(u64, Option<uuid::Uuid>, Instant)> = None;
     let mut ping = tokio::time::interval_at(start + hb_interval, hb_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     shared.checks.new_connection();
@@ -164,6 +173,14 @@ pub(crate) async fn run(
                                     break SessionEnd::Lost(e);
                                 }
                                 keepalive_at = Instant::now() + keepalive_every;
+                            }
+                        }
+                        Ok(Frame::EventAck(ack)) => {
+                            if let Some((seq, id, _)) = awaiting
+                                && id == Some(ack.id)
+                            {
+                                shared.outbox.delivered(seq);
+                                awaiting = None;
                             }
                         }
                         Ok(Frame::CheckRequest(req)) => {
@@ -223,7 +240,7 @@ pub(crate) async fn run(
                 }
                 keepalive_at = Instant::now() + keepalive_every;
             }
-            pending = shared.outbox.front(), if configured && throttled.is_none() => {
+            pending = shared.outbox.front(), if configured && throttled.is_none() && awaiting.is_none() => {
                 if pending.source == Source::Api
                     && let Err(retry_at) = shared.event_token(Instant::now())
                 {
@@ -234,7 +251,17 @@ pub(crate) async fn run(
                 if let Err(e) = send(&mut sink, Message::Binary(pending.frame().into()), hb_timeout).await {
                     break SessionEnd::Lost(e);
                 }
-                shared.outbox.delivered(pending.seq);
+                let id = pending.event().ok().and_then(|e| e.id);
+                if acks && id.is_some() {
+                    awaiting = Some((pending.seq, id, Instant::now() + ACK_TIMEOUT));
+                } else {
+                    shared.outbox.delivered(pending.seq);
+                }
+            }
+            _ = sleep_until(awaiting.map_or(start, |(_, _, at)| at)), if awaiting.is_some() => {
+                // Still queued: the next session sends it again (the backend drops the copy
+                // if the first one was stored after all).
+                break SessionEnd::Lost(format!("no acknowledgement of an event within {ACK_TIMEOUT:?}"));
             }
             _ = sleep_until(throttled.unwrap_or(start)), if throttled.is_some() => throttled = None,
             _ = sleep_until(deadline.unwrap_or(start)), if deadline.is_some() => break SessionEnd::MaxLength,

@@ -158,14 +158,14 @@ pub fn websocket_config() -> WebSocketConfig {
         .max_frame_size(Some(wire::MAX_FRAME_BYTES))
 }
 
-/// Connect and complete the WebSocket handshake within `timeout`. Returns the stream and the
-/// backend's `Backend-ID`, when it sent one.
+/// Connect and complete the WebSocket handshake within `timeout`. Returns the stream, the
+/// backend's `Backend-ID` when it sent one, and the protocol version it speaks.
 pub async fn connect(
     url: &BackendUrl,
     who: &Credentials<'_>,
     connector: &Connector,
     timeout: Duration,
-) -> Result<(WsStream, Option<String>), ConnectError> {
+) -> Result<(WsStream, Option<String>, u32), ConnectError> {
     let request = handshake_request(url, who)?;
     let attempt = async {
         let stream = open_stream(url, connector).await?;
@@ -182,7 +182,13 @@ pub async fn connect(
         .get(wire::HEADER_BACKEND_ID)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    Ok((ws, backend_id))
+    let version = wire::peer_version(
+        response
+            .headers()
+            .get(wire::HEADER_PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    Ok((ws, backend_id, version))
 }
 
 /// TCP to the backend, then TLS for `wss://`.
@@ -296,7 +302,10 @@ mod tests {
         assert_eq!(h[wire::HEADER_SUBSCRIPTIONS], "linux,web");
         assert_eq!(h["authorization"], "Basic YWdlbnQ6UEBzc3cwcmQh");
         assert_eq!(h["accept"], "application/json");
-        assert_eq!(h[wire::HEADER_PROTOCOL_VERSION], "1");
+        assert_eq!(
+            h[wire::HEADER_PROTOCOL_VERSION],
+            wire::PROTOCOL_VERSION.to_string()
+        );
         assert_eq!(req.uri().path(), "/");
 
         // A client certificate is the credential: no password goes out.

@@ -1,4 +1,5 @@
-//! Check-result throughput of eventd on the file-backed embedded store.
+//! Check-result throughput of eventd on the file-backed embedded store, or on a real etcd
+//! cluster (`etcd_members`), with the store requests each result costs.
 //!
 //! Production path: check results go through `eventd::Dispatcher` (per-entity shards, the
 //! backend's default 100 workers and 1,000 queue slots) into `Eventd::process` (read the stored
@@ -37,6 +38,7 @@ use proto_spec::wire::{self, Message};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::counting::CountingStore;
 use crate::stats::process_cpu_time;
 
 pub const NAMESPACE: &str = "default";
@@ -63,6 +65,9 @@ pub struct ThroughputConfig {
     pub from_frames: bool,
     /// Give up when no result has been processed for this long.
     pub stall_timeout: Duration,
+    /// Run on a real etcd cluster of this many members (data on disk under `dir`, fsync on)
+    /// instead of the embedded store; 0 = embedded. Needs the `etcd` feature.
+    pub etcd_members: usize,
 }
 
 impl Default for ThroughputConfig {
@@ -77,6 +82,7 @@ impl Default for ThroughputConfig {
             dir: None,
             from_frames: false,
             stall_timeout: Duration::from_secs(60),
+            etcd_members: 0,
         }
     }
 }
@@ -120,6 +126,11 @@ pub struct ThroughputReport {
     pub store_fs: String,
     /// Stored events checked at the end (one per pair that got a result).
     pub verified_events: usize,
+    /// Requests eventd sent to the store during the run (all kinds; see `counting`).
+    pub store_requests: u64,
+    pub store_write_requests: u64,
+    /// "embedded" or "etcd, N members".
+    pub store_kind: String,
 }
 
 impl ThroughputReport {
@@ -166,6 +177,15 @@ impl std::fmt::Display for ThroughputReport {
             w.requests as f64 / w.batches.max(1) as f64,
             w.largest_batch,
             self.store_file_bytes as f64 / 1048576.0
+        )?;
+        writeln!(
+            f,
+            "store requests ({}): {} in all, {} writes: {:.3} requests and {:.3} writes per result",
+            self.store_kind,
+            self.store_requests,
+            self.store_write_requests,
+            self.store_requests as f64 / self.results as f64,
+            self.store_write_requests as f64 / self.results as f64
         )?;
         writeln!(
             f,
@@ -329,9 +349,10 @@ pub async fn run(config: &ThroughputConfig) -> Result<ThroughputReport> {
     }
     .context("creating the temporary state directory")?;
     let db_path = tmp.path().join("picket.db");
-    let store = EmbeddedStore::open(&db_path).context("opening the embedded store")?;
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let repo = Repo::new(dyn_store);
+    let (embedded, inner, store_kind, _etcd) = open_store(config, &db_path, tmp.path()).await?;
+    let counting = CountingStore::new(inner);
+    let dyn_store: Arc<dyn Store> = counting.clone();
+    let repo = Repo::new(dyn_store.clone());
     init::initialize(&repo, ADMIN.0, ADMIN.1)
         .await
         .context("initialising the store")?;
@@ -352,7 +373,9 @@ pub async fn run(config: &ThroughputConfig) -> Result<ThroughputReport> {
         shutdown.clone(),
     );
 
-    let writes_before = store.write_stats();
+    let writes_before = stats_of(embedded.as_ref());
+    let requests_before = counting.counts.total();
+    let write_requests_before = counting.counts.writes.load(Ordering::Relaxed);
     let cpu_before = process_cpu_time()?;
     let started = Instant::now();
     let mut submitters = JoinSet::new();
@@ -394,7 +417,10 @@ pub async fn run(config: &ThroughputConfig) -> Result<ThroughputReport> {
     }
     let wall = started.elapsed();
     let cpu = process_cpu_time()? - cpu_before;
-    let writes_after = store.write_stats();
+    let writes_after = stats_of(embedded.as_ref());
+    let store_requests = counting.counts.total() - requests_before;
+    let store_write_requests =
+        counting.counts.writes.load(Ordering::Relaxed) - write_requests_before;
     while let Some(joined) = submitters.join_next().await {
         joined.context("submitter task")??;
     }
@@ -404,10 +430,12 @@ pub async fn run(config: &ThroughputConfig) -> Result<ThroughputReport> {
         "more events processed than submitted"
     );
 
-    let (verified_events, stored_json_bytes) = verify(config, &store).await?;
+    let (verified_events, stored_json_bytes) = verify(config, &*dyn_store).await?;
     let store_file_bytes = std::fs::metadata(&db_path).map_or(0, |m| m.len());
     let store_fs = filesystem_of(tmp.path());
-    store.close().await;
+    if let Some(store) = &embedded {
+        store.close().await;
+    }
     Ok(ThroughputReport {
         results: config.results,
         event_json_bytes,
@@ -423,7 +451,62 @@ pub async fn run(config: &ThroughputConfig) -> Result<ThroughputReport> {
         store_path: db_path,
         store_fs,
         verified_events,
+        store_requests,
+        store_write_requests,
+        store_kind,
     })
+}
+
+fn stats_of(store: Option<&Arc<EmbeddedStore>>) -> WriteStats {
+    store.map_or(
+        WriteStats {
+            requests: 0,
+            batches: 0,
+            largest_batch: 0,
+        },
+        |s| s.write_stats(),
+    )
+}
+
+/// The embedded store on a file, or (`etcd_members` > 0) a real etcd cluster with its data
+/// under `dir`; the cluster handle must live as long as the run.
+#[allow(clippy::type_complexity)]
+async fn open_store(
+    config: &ThroughputConfig,
+    db_path: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<(
+    Option<Arc<EmbeddedStore>>,
+    Arc<dyn Store>,
+    String,
+    Option<Box<dyn std::any::Any + Send>>,
+)> {
+    if config.etcd_members == 0 {
+        let store = EmbeddedStore::open(db_path).context("opening the embedded store")?;
+        return Ok((Some(store.clone()), store, "embedded".to_string(), None));
+    }
+    #[cfg(feature = "etcd")]
+    {
+        use backend_store::etcd::testing::{EtcdCluster, EtcdClusterOptions};
+        // The cluster's data goes where the embedded store's file would: a real disk with
+        // fsync on, so every acknowledged write is durable as in production.
+        let cluster = EtcdCluster::start(EtcdClusterOptions {
+            members: config.etcd_members,
+            durable: true,
+            data_parent: Some(dir.to_path_buf()),
+            ..Default::default()
+        })
+        .await
+        .context("starting etcd")?;
+        let store = cluster.connect().await.context("connecting to etcd")?;
+        let kind = format!("etcd 3.4, {} members", config.etcd_members);
+        Ok((None, store, kind, Some(Box::new(cluster))))
+    }
+    #[cfg(not(feature = "etcd"))]
+    {
+        let _ = dir;
+        bail!("this build has no etcd support (build benches with --features etcd)")
+    }
 }
 
 /// File system type and source of the mount holding `path` (from /proc/self/mounts), e.g.
@@ -446,7 +529,7 @@ pub fn filesystem_of(path: &std::path::Path) -> String {
 
 /// Every pair that got results has one stored event with `min(results, 21)` history entries
 /// ending with its last result; returns how many were checked and one stored size.
-async fn verify(config: &ThroughputConfig, store: &Arc<EmbeddedStore>) -> Result<(usize, usize)> {
+async fn verify(config: &ThroughputConfig, store: &dyn Store) -> Result<(usize, usize)> {
     let resp = store
         .range(RangeRequest {
             prefix: keys::events_prefix(Some(NAMESPACE)),

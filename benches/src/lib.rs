@@ -8,6 +8,7 @@
 //!   (in-process backend; `bench-scheduler`);
 //! - [`events_throughput`]: check results per second (and per CPU-second) through eventd on
 //!   the file-backed embedded store (`bench-events`);
+//! - [`counting`]: a `Store` wrapper counting requests (store requests per event);
 //! - [`pipeline_throughput`]: events per second through two JavaScript filters, the json
 //!   mutator and a tcp handler, and filter evaluations per second (`bench-pipeline`);
 //! - [`statsd_throughput`]: the agent's StatsD listener beside the Etsy `statsd` daemon, fed
@@ -16,6 +17,7 @@
 //!
 //! Everything here talks to loopback addresses given to it and stops by itself.
 
+pub mod counting;
 pub mod events_throughput;
 pub mod harness;
 pub mod loadgen;

@@ -95,6 +95,13 @@ impl Proc {
         }
     }
 
+    /// Whether the process is still alive (not exited, not killed by us).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -8,8 +8,11 @@ use crate::v2::entity_config::EntityConfig;
 use crate::v2::event::Event;
 
 /// Version of the transport spoken by this build; sent as `Picket-Protocol-Version`.
-/// Bumped only for incompatible changes; a peer that does not send it speaks version 1.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// A peer that does not send it speaks version 1. Version 2 adds `event_ack`.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The first version with `event_ack`: the backend acknowledges each `event` once it is
+/// durable in the store, and the agent keeps it queued until then.
+pub const ACK_VERSION: u32 = 2;
 
 /// Largest frame either side accepts (type, newline and payload). A larger frame closes the
 /// session with close code 1009 ("message too big"). Sensu set no limit at all.
@@ -22,6 +25,7 @@ pub const TYPE_KEEPALIVE: &str = "keepalive";
 pub const TYPE_EVENT: &str = "event";
 pub const TYPE_CHECK_REQUEST: &str = "check_request";
 pub const TYPE_ENTITY_CONFIG: &str = "entity_config";
+pub const TYPE_EVENT_ACK: &str = "event_ack";
 
 /// Handshake headers (HTTP upgrade request, agent to backend).
 pub const HEADER_AGENT_NAME: &str = "Sensu-AgentName";
@@ -51,6 +55,19 @@ pub enum Message {
     Event(Box<Event>),
     CheckRequest(Box<CheckRequest>),
     EntityConfig(Box<EntityConfig>),
+    /// Backend → agent, protocol version 2: the event with this `id` is durable.
+    EventAck(Box<EventAck>),
+}
+
+/// Payload of `event_ack`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventAck {
+    pub id: uuid::Uuid,
+}
+
+/// The protocol version a peer announced in its handshake header (absent or unreadable = 1).
+pub fn peer_version(header: Option<&str>) -> u32 {
+    header.and_then(|v| v.trim().parse().ok()).unwrap_or(1)
 }
 
 impl Message {
@@ -60,6 +77,7 @@ impl Message {
             Message::Event(_) => TYPE_EVENT,
             Message::CheckRequest(_) => TYPE_CHECK_REQUEST,
             Message::EntityConfig(_) => TYPE_ENTITY_CONFIG,
+            Message::EventAck(_) => TYPE_EVENT_ACK,
         }
     }
 }
@@ -99,6 +117,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
         Message::Keepalive(e) | Message::Event(e) => serde_json::to_writer(&mut out, e),
         Message::CheckRequest(r) => serde_json::to_writer(&mut out, r),
         Message::EntityConfig(c) => serde_json::to_writer(&mut out, c),
+        Message::EventAck(a) => serde_json::to_writer(&mut out, a),
     };
     // Serializing these plain data types to a Vec cannot fail (no maps with non-string keys,
     // no I/O).
@@ -150,8 +169,35 @@ pub fn decode(frame: &[u8]) -> Result<Message, FrameError> {
         TYPE_EVENT => Ok(Message::Event(json(TYPE_EVENT, payload)?)),
         TYPE_CHECK_REQUEST => Ok(Message::CheckRequest(json(TYPE_CHECK_REQUEST, payload)?)),
         TYPE_ENTITY_CONFIG => Ok(Message::EntityConfig(json(TYPE_ENTITY_CONFIG, payload)?)),
+        TYPE_EVENT_ACK => Ok(Message::EventAck(json(TYPE_EVENT_ACK, payload)?)),
         other => Err(FrameError::UnknownType(
             other.chars().take(MAX_TYPE_LEN).collect(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod ack_tests {
+    use super::*;
+
+    #[test]
+    fn event_ack_round_trips_and_versions_parse() {
+        let id = uuid::Uuid::parse_str("6f1c0a3e-2b7d-4c59-9a55-0d1f2e3c4b5a").unwrap();
+        let frame = encode(&Message::EventAck(Box::new(EventAck { id })));
+        assert_eq!(
+            frame,
+            b"event_ack\n{\"id\":\"6f1c0a3e-2b7d-4c59-9a55-0d1f2e3c4b5a\"}".to_vec()
+        );
+        assert_eq!(
+            decode(&frame).unwrap(),
+            Message::EventAck(Box::new(EventAck { id }))
+        );
+        assert!(matches!(
+            decode(b"event_ack\n{\"id\":\"nope\"}"),
+            Err(FrameError::BadPayload { .. })
+        ));
+        assert_eq!(peer_version(None), 1);
+        assert_eq!(peer_version(Some(" 2 ")), 2);
+        assert_eq!(peer_version(Some("x")), 1);
     }
 }

@@ -62,6 +62,24 @@ impl Backend {
         Conn { headers, path, ws }
     }
 
+    /// Accept the next connection as a backend speaking `Picket-Protocol-Version` `version`.
+    #[allow(clippy::result_large_err)]
+    pub async fn accept_version(&self, version: u32) -> Conn {
+        let stream = self.tcp().await;
+        let mut seen = None;
+        let ws =
+            tokio_tungstenite::accept_hdr_async(stream, |req: &Request, mut resp: Response| {
+                seen = Some((req.headers().clone(), req.uri().path().to_string()));
+                resp.headers_mut()
+                    .insert(wire::HEADER_PROTOCOL_VERSION, version.into());
+                Ok(resp)
+            })
+            .await
+            .unwrap();
+        let (headers, path) = seen.unwrap();
+        Conn { headers, path, ws }
+    }
+
     /// Accept the next connection and refuse the upgrade with an HTTP error.
     #[allow(clippy::result_large_err)]
     pub async fn reject(&self, status: u16, body: &str) -> HeaderMap {

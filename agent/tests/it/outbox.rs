@@ -81,3 +81,48 @@ async fn one_agent_per_cache_dir() {
     drop(first);
     Agent::new(api_config(&backend.url(), "lock-b", &cache, &[])).unwrap();
 }
+
+/// With a backend that acknowledges (protocol version 2), an event leaves the outbox only
+/// when acknowledged: one written to a session that breaks before the ack is sent again on
+/// the next session, and the next event waits for the ack of the one before.
+#[tokio::test]
+async fn events_stay_queued_until_the_backend_acknowledges_them() {
+    let cache = cache_dir();
+    let backend = Backend::start().await;
+    let agent = Agent::new(api_config(&backend.url(), "acked", &cache, &[])).unwrap();
+    let api = agent.api_addr().unwrap();
+    let outbox = agent.outbox();
+    let (token, handle) = spawn(agent);
+    post(api, "a1").await;
+    post(api, "a2").await;
+
+    let mut conn = backend.accept_version(2).await;
+    open_session(&mut conn, "acked").await;
+    let first = next_event(&mut conn).await;
+    assert_eq!(first.check_name(), "a1");
+    // No ack: the session breaks; a1 is still queued, a2 was never sent.
+    conn.ws.close(None).await.unwrap();
+    drop(conn);
+    assert_eq!(outbox.len(), 2);
+
+    let mut conn = backend.accept_version(2).await;
+    open_session(&mut conn, "acked").await;
+    let again = next_event(&mut conn).await;
+    assert_eq!(again.id, first.id, "the same event, sent again");
+    conn.send(proto_spec::wire::Message::EventAck(Box::new(
+        proto_spec::wire::EventAck {
+            id: again.id.unwrap(),
+        },
+    )))
+    .await;
+    let second = next_event(&mut conn).await;
+    assert_eq!(second.check_name(), "a2");
+    conn.send(proto_spec::wire::Message::EventAck(Box::new(
+        proto_spec::wire::EventAck {
+            id: second.id.unwrap(),
+        },
+    )))
+    .await;
+    crate::support::eventually_empty(&outbox).await;
+    stop(token, handle).await;
+}

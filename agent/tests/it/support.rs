@@ -189,3 +189,16 @@ pub async fn metric(api: SocketAddr, sample: &str) -> u64 {
         .parse()
         .unwrap()
 }
+
+/// Wait until the outbox has delivered everything.
+pub async fn eventually_empty(outbox: &agent::outbox::Outbox) {
+    let deadline = tokio::time::Instant::now() + crate::backend::STEP;
+    while !outbox.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} events still queued",
+            outbox.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -79,7 +79,7 @@ async fn keepalives_entity_config_reconnect_and_shutdown() {
     assert_eq!(conn.header("Sensu-User"), "agent");
     assert_eq!(conn.header("Sensu-Subscriptions"), "linux");
     assert_eq!(conn.header("Accept"), "application/json");
-    assert_eq!(conn.header("Picket-Protocol-Version"), "1");
+    assert_eq!(conn.header("Picket-Protocol-Version"), "2");
     let basic = conn.header("Authorization").strip_prefix("Basic ").unwrap();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(basic)

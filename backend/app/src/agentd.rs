@@ -66,6 +66,46 @@ pub struct AgentdState {
     /// up before a reconnect storm lands on it.
     pub serve_after: Instant,
     pub write_timeout: Duration,
+    /// Handshakes admitted per second (a reconnect storm is spread out instead of landing at
+    /// once on the store and bcrypt).
+    pub accept_limiter: Arc<AcceptLimiter>,
+}
+
+/// A token bucket over agent handshakes: `rate` per second, bursts up to `rate` (at least one).
+/// A refused handshake gets 503 with Retry-After; agents retry with jittered backoff.
+pub struct AcceptLimiter {
+    rate: f64,
+    state: std::sync::Mutex<(f64, Instant)>,
+}
+
+impl AcceptLimiter {
+    /// `rate` 0 admits everything.
+    pub fn new(rate: u32) -> Self {
+        let rate = f64::from(rate);
+        AcceptLimiter {
+            rate,
+            state: std::sync::Mutex::new((rate.max(1.0), Instant::now())),
+        }
+    }
+
+    /// Take one token if there is one.
+    pub fn admit(&self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let mut state = self.state.lock().expect("accept limiter lock");
+        let (tokens, last) = *state;
+        let now = Instant::now();
+        let burst = self.rate.max(1.0);
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(burst);
+        if tokens >= 1.0 {
+            *state = (tokens - 1.0, now);
+            true
+        } else {
+            *state = (tokens, now);
+            false
+        }
+    }
 }
 
 pub fn router(state: AgentdState) -> Router {
@@ -79,6 +119,8 @@ struct Peer {
     agent: String,
     /// Subscriptions the agent announced; a stored entity configuration overrides them.
     subscriptions: Vec<String>,
+    /// The agent speaks protocol version 2: acknowledge each event once it is stored.
+    acks: bool,
     /// Who the agent authenticated as: re-checked whenever roles or bindings change.
     identity: Identity,
 }
@@ -102,6 +144,13 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
         axum::Json(serde_json::json!({ "message": message.into(), "code": code_for(status) })),
     )
         .into_response()
+}
+
+fn store_unavailable() -> Response {
+    let mut resp = refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+    resp.headers_mut()
+        .insert("Retry-After", HeaderValue::from_static("5"));
+    resp
 }
 
 fn code_for(status: StatusCode) -> u32 {
@@ -135,6 +184,16 @@ async fn upgrade(
         );
         resp.headers_mut()
             .insert("Retry-After", HeaderValue::from_static("5"));
+        return resp;
+    }
+    if !state.accept_limiter.admit() {
+        Metrics::inc(&state.metrics.handshake_rate_limited_total);
+        let mut resp = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many agents connecting at once, retry shortly",
+        );
+        resp.headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("1"));
         return resp;
     }
     let namespace = header(&headers, wire::HEADER_NAMESPACE).to_string();
@@ -186,7 +245,7 @@ async fn upgrade(
         }
         Err(e) => {
             tracing::error!(error = %e, "Store unavailable during an agent handshake");
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+            return store_unavailable();
         }
     }
     let authz = headers
@@ -213,7 +272,7 @@ async fn upgrade(
         }
         Err(AuthError::Repo(e)) => {
             tracing::error!(error = %e, "Store unavailable during an agent handshake");
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+            return store_unavailable();
         }
         Err(e @ AuthError::RateLimited { .. }) => {
             Metrics::inc(&state.metrics.login_rate_limited_total);
@@ -226,11 +285,17 @@ async fn upgrade(
             return refuse(StatusCode::UNAUTHORIZED, e.to_string());
         }
     };
+    let acks = wire::peer_version(
+        headers
+            .get(wire::HEADER_PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok()),
+    ) >= wire::ACK_VERSION;
     let peer = Peer {
         namespace,
         agent,
         subscriptions,
         identity,
+        acks,
     };
     let backend_id = state.backend_id.clone();
     // Idle sessions dominate the backend's memory: tungstenite's default 128 KiB read buffer
@@ -410,13 +475,34 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
             Ok(Message::Keepalive(event)) => {
                 // Asset builds are chosen against the entity the agent last reported.
                 last_entity.clone_from(&event.entity);
-                if !submit(state, peer, *event, true).await {
+                if !submit(state, peer, *event, true, None).await {
                     return "backend shutting down".into();
                 }
             }
             Ok(Message::Event(event)) => {
-                if !submit(state, peer, *event, false).await {
+                let id = event.id.filter(|_| peer.acks);
+                let (done, stored) = match id {
+                    Some(_) => {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        (Some(tx), Some(rx))
+                    }
+                    None => (None, None),
+                };
+                if !submit(state, peer, *event, false, done).await {
                     return "backend shutting down".into();
+                }
+                // Acknowledged only once durable in the store; a failed store write is not
+                // acknowledged, so the agent keeps the event and sends it again.
+                if let (Some(id), Some(stored)) = (id, stored)
+                    && stored.await.unwrap_or(false)
+                {
+                    let ack = wire::encode(&Message::EventAck(Box::new(wire::EventAck { id })));
+                    if send(state, socket, WsMessage::Binary(ack.into()))
+                        .await
+                        .is_err()
+                    {
+                        return "could not send an event acknowledgement".into();
+                    }
                 }
             }
             Ok(other) => {
@@ -442,7 +528,21 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
 
 /// Bind an event to the session's identity: an agent speaks only for itself (and, for
 /// events, for proxy entities) in its own namespace.
-async fn submit(state: &AgentdState, peer: &Peer, mut event: Event, keepalive: bool) -> bool {
+/// `done` hears whether the event was stored; a dropped event counts as done (`true`): the
+/// agent must not send it again.
+async fn submit(
+    state: &AgentdState,
+    peer: &Peer,
+    mut event: Event,
+    keepalive: bool,
+    done: Option<tokio::sync::oneshot::Sender<bool>>,
+) -> bool {
+    let drop_it = |done: Option<tokio::sync::oneshot::Sender<bool>>| {
+        if let Some(done) = done {
+            let _ = done.send(true);
+        }
+        true
+    };
     event.metadata.namespace = peer.namespace.clone();
     let entity = event.entity.get_or_insert_with(Default::default);
     if keepalive && !entity.metadata.name.is_empty() && entity.metadata.name != peer.agent {
@@ -464,17 +564,17 @@ async fn submit(state: &AgentdState, peer: &Peer, mut event: Event, keepalive: b
         if !keepalive && check.config.metadata.name.is_empty() {
             Metrics::inc(&state.metrics.events_rejected_total);
             tracing::warn!(agent = %peer.agent, "Dropping an event whose check has no name");
-            return true;
+            return drop_it(done);
         }
     } else if !keepalive && event.metrics.is_none() {
         Metrics::inc(&state.metrics.events_rejected_total);
         tracing::warn!(agent = %peer.agent, "Dropping an event with neither check nor metrics");
-        return true;
+        return drop_it(done);
     }
-    let work = if keepalive {
-        Work::Keepalive(Box::new(event))
-    } else {
-        Work::Event(Box::new(event))
+    let work = match (keepalive, done) {
+        (true, _) => Work::Keepalive(Box::new(event)),
+        (false, Some(done)) => Work::EventNotify(Box::new(event), done),
+        (false, None) => Work::Event(Box::new(event)),
     };
     state.dispatcher.submit(work).await
 }
@@ -603,4 +703,19 @@ pub async fn watch_entity_configs(
         std::future::ready(())
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AcceptLimiter;
+
+    #[test]
+    fn accept_limiter_admits_a_burst_of_rate_then_refuses() {
+        let limiter = AcceptLimiter::new(3);
+        let admitted = (0..10).filter(|_| limiter.admit()).count();
+        // Three from the full bucket; the microseconds the loop takes refill next to nothing.
+        assert_eq!(admitted, 3);
+        let unlimited = AcceptLimiter::new(0);
+        assert!((0..1000).all(|_| unlimited.admit()));
+    }
 }

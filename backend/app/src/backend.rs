@@ -43,6 +43,8 @@ pub struct BackendConfig {
     /// API's), verifying client certificates when `--agent-auth-trusted-ca-file` is set;
     /// plain WebSocket when `None`.
     pub agent_tls: Option<Arc<tls::ServerConfig>>,
+    /// Agent handshakes admitted per second (`--agent-accept-rate`); 0 = no limit.
+    pub agent_accept_rate: u32,
 }
 
 impl BackendConfig {
@@ -60,6 +62,7 @@ impl BackendConfig {
             backend_id: "picket-backend".to_string(),
             api_tls: None,
             agent_tls: None,
+            agent_accept_rate: 0,
         }
     }
 }
@@ -210,6 +213,12 @@ impl Backend {
             bus: self.check_bus.clone(),
         });
         let publisher = scheduler.publisher();
+        let ring = tokio::spawn(scheduler.ring().run_membership(shutdown.clone()));
+        let adhoc = tokio::spawn(crate::schedulerd::adhoc::run(
+            repo.clone(),
+            publisher.clone(),
+            shutdown.clone(),
+        ));
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
 
         let agent_app = agentd::router(AgentdState {
@@ -224,6 +233,7 @@ impl Backend {
             shutdown: shutdown.clone(),
             serve_after: started + self.config.agent_serve_wait,
             write_timeout: self.config.agent_write_timeout,
+            accept_limiter: Arc::new(agentd::AcceptLimiter::new(self.config.agent_accept_rate)),
         });
         let api_app = apid::router(
             ApiState {
@@ -265,9 +275,13 @@ impl Backend {
         silences.abort();
         config_watch.abort();
         rbac_watch.abort();
+        adhoc.abort();
         pipelined.abort();
         // It stops on the shutdown token by itself; waiting keeps its last log lines in order.
         let _ = scheduler.await;
+        // It revokes this backend's ring lease on the way out, so peers stop choosing its
+        // agents at once.
+        let _ = tokio::time::timeout(Duration::from_secs(2), ring).await;
         a.map_err(|source| BackendError::Serve {
             what: "agent",
             source,

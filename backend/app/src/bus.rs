@@ -35,6 +35,41 @@ pub struct CheckBus {
     /// Never held across an await.
     inner: Mutex<Inner>,
     pub dropped: AtomicU64,
+    /// Who hears about sessions joining and leaving (the cluster-wide round-robin ring).
+    membership: Mutex<Option<mpsc::UnboundedSender<Membership>>>,
+}
+
+/// A session joined or left the bus, with the topics it registered under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    Join {
+        namespace: String,
+        topics: Vec<String>,
+    },
+    Leave {
+        namespace: String,
+        topics: Vec<String>,
+    },
+}
+
+impl CheckBus {
+    /// Hear about every session registering and unregistering from now on (one listener).
+    pub fn membership(&self) -> mpsc::UnboundedReceiver<Membership> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.membership.lock().expect("bus membership lock") = Some(tx);
+        rx
+    }
+
+    fn announce(&self, change: Membership) {
+        if let Some(tx) = self
+            .membership
+            .lock()
+            .expect("bus membership lock")
+            .as_ref()
+        {
+            let _ = tx.send(change);
+        }
+    }
 }
 
 /// A session's registration; dropping it unsubscribes the session from every topic.
@@ -47,6 +82,12 @@ pub struct BusSubscription {
 
 impl Drop for BusSubscription {
     fn drop(&mut self) {
+        if let Some((namespace, _)) = self.topics.first() {
+            self.bus.announce(Membership::Leave {
+                namespace: namespace.clone(),
+                topics: self.topics.iter().map(|(_, t)| t.clone()).collect(),
+            });
+        }
         let mut inner = self.bus.inner.lock().expect("bus lock");
         for topic in &self.topics {
             if let Some(list) = inner.topics.get_mut(topic) {
@@ -87,6 +128,13 @@ impl CheckBus {
                 .or_default()
                 .push((id, tx.clone()));
             topics.push(topic);
+        }
+        drop(inner);
+        if !topics.is_empty() {
+            self.announce(Membership::Join {
+                namespace: namespace.to_string(),
+                topics: topics.iter().map(|(_, t)| t.clone()).collect(),
+            });
         }
         BusSubscription {
             bus: self.clone(),

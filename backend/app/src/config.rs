@@ -56,20 +56,46 @@ pub struct StoreFlags {
     /// Log level: panic, fatal, error, warn, info, debug or trace.
     #[arg(long, default_value = "warn")]
     pub log_level: String,
-    /// Use an external etcd instead of the embedded store. (accepted for Sensu compatibility)
+    /// Use an external etcd instead of the embedded store (accepted for Sensu compatibility;
+    /// without --etcd-client-urls the etcd at http://localhost:2379 is used).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub no_embed_etcd: bool,
-    #[arg(long, help = format!("etcd client URLs, comma-separated {LATER}"))]
+    /// etcd client URLs, comma-separated: keep all state in this etcd cluster instead of the
+    /// embedded store, so several backends can share it.
+    #[arg(long)]
     pub etcd_client_urls: Option<String>,
-    #[arg(long, help = format!("etcd client TLS certificate {LATER}"))]
+    /// Client certificate (PEM) presented to etcd.
+    #[arg(long)]
     pub etcd_cert_file: Option<PathBuf>,
-    #[arg(long, help = format!("etcd client TLS key {LATER}"))]
+    /// Key (PEM) of --etcd-cert-file.
+    #[arg(long)]
     pub etcd_key_file: Option<PathBuf>,
-    #[arg(long, help = format!("etcd CA certificate {LATER}"))]
+    /// CA certificate (PEM) that signed etcd's certificates.
+    #[arg(long)]
     pub etcd_trusted_ca_file: Option<PathBuf>,
-    #[arg(long, default_value_t = 1_572_864, help = format!("Largest etcd request in bytes {LATER}"))]
+    /// Largest request sent to etcd in bytes (must not exceed etcd's --max-request-bytes).
+    #[arg(long, default_value_t = 1_572_864)]
     pub etcd_max_request_bytes: u64,
 }
+
+impl StoreFlags {
+    /// The etcd client URLs when the backend runs on an external etcd, `None` for the embedded
+    /// store. `--no-embed-etcd` alone means Sensu's default client URL.
+    pub fn etcd_urls(&self) -> Option<String> {
+        match (&self.etcd_client_urls, self.no_embed_etcd) {
+            (Some(urls), _) => Some(urls.clone()),
+            (None, true) => Some(DEFAULT_ETCD_CLIENT_URL.to_string()),
+            (None, false) => None,
+        }
+    }
+}
+
+/// Sensu's default `--etcd-advertise-client-urls`, used by `--no-embed-etcd` alone.
+pub const DEFAULT_ETCD_CLIENT_URL: &str = "http://localhost:2379";
+/// Environment variables holding the etcd user (env only, as Sensu's
+/// `SENSU_BACKEND_ETCD_CLIENT_USERNAME`/`_PASSWORD`: a password never goes on a command line).
+pub const ENV_ETCD_USERNAME: &str = "PICKET_BACKEND_ETCD_CLIENT_USERNAME";
+pub const ENV_ETCD_PASSWORD: &str = "PICKET_BACKEND_ETCD_CLIENT_PASSWORD";
 
 #[derive(Debug, Clone, Args)]
 pub struct InitFlags {
@@ -105,6 +131,10 @@ pub struct StartFlags {
     /// Address the REST API listens on.
     #[arg(long, default_value = "[::]:8080")]
     pub api_listen_address: String,
+    /// Agent handshakes admitted per second before answering 503 + Retry-After (0 = no
+    /// limit): spreads a reconnect storm after a backend failure. (A Picket extension.)
+    #[arg(long, default_value_t = 1000)]
+    pub agent_accept_rate: u32,
     /// URL of the REST API as clients reach it.
     #[arg(long, default_value = "http://localhost:8080")]
     pub api_url: String,

@@ -17,7 +17,7 @@ use proto_spec::v2::check::{
 };
 use proto_spec::v2::entity::{ENTITY_CLASS_AGENT, ENTITY_CLASS_PROXY};
 use proto_spec::v2::{Check, CheckHistory, EntityConfig, Event};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -29,6 +29,7 @@ use crate::repo::{Repo, RepoError, RepoResult, encode};
 use crate::silencing::Silences;
 use crate::switchset::Switchset;
 use crate::timefmt::now_unix;
+use crate::writer::{BatchWriter, Written};
 
 /// Cluster-wide cap on a stored check output, applied even when a check sets no (or a larger)
 /// `max_output_size`: an event must fit well inside etcd's 1.5 MiB request limit, history,
@@ -47,6 +48,10 @@ pub struct Eventd {
     /// Check TTL switches, `<ns>/<check>/<entity>`.
     ttl_switches: Arc<Switchset>,
     pub silences: Arc<Silences>,
+    /// Batches event writes into store transactions.
+    pub writer: BatchWriter,
+    /// What this backend last stored for each event key, so the merge needs no read.
+    cache: Arc<EventCache>,
 }
 
 impl Eventd {
@@ -56,12 +61,15 @@ impl Eventd {
             keys::check_ttl_switches_prefix(),
         ));
         let silences = Silences::new(repo.clone());
+        let writer = BatchWriter::start(repo.store.clone(), metrics.clone());
         Eventd {
             repo,
             metrics,
             bus,
             ttl_switches,
             silences,
+            writer,
+            cache: Arc::new(EventCache::default()),
         }
     }
 
@@ -83,21 +91,65 @@ impl Eventd {
         self.resolve_proxy_entity(&mut event).await?;
         let ns = event.namespace().to_string();
         let key = keys::event(&ns, event.entity_name(), event.check_name());
-        let previous: Option<Event> = self.repo.get(&key).await?;
-        let silenced = self.silences.matching(&event, now_unix());
-        let check = event.check.as_mut().expect("checked above");
-        check.silenced = silenced;
-        merge_with_previous(check, previous.as_ref().and_then(|p| p.check.as_ref()));
-        if is_resolution(check) && !check.silenced.is_empty() {
-            let cleared = self.silences.clear_on_resolve(&ns, &check.silenced).await?;
-            check.silenced.retain(|name| !cleared.contains(name));
-        }
-        check.is_silenced = !check.silenced.is_empty();
-        truncate_output(check);
-        // Stored copies never carry metrics (Sensu strips them before storing).
-        let metrics = event.metrics.take();
-        self.repo.put(&key, &event).await?;
-        event.metrics = metrics;
+        let received = event;
+        let mut attempt = 0;
+        let (event, previous) = loop {
+            attempt += 1;
+            let mut event = received.clone();
+            let (previous, previous_revision) = match self.cache.get(&key) {
+                Some(hit) => hit,
+                None => {
+                    Metrics::inc(&self.metrics.event_cache_misses_total);
+                    match self.repo.get_with_revision::<Event>(&key).await? {
+                        Some((e, rev)) => (Some(e), rev),
+                        None => (None, 0),
+                    }
+                }
+            };
+            if event.id.is_some() && previous.as_ref().and_then(|p| p.id) == event.id {
+                // The same result again: an agent resending an event whose acknowledgement
+                // it never got (the backend stored it, then the session broke).
+                Metrics::inc(&self.metrics.events_duplicate_total);
+                return Ok(Arc::new(received));
+            }
+            let silenced = self.silences.matching(&event, now_unix());
+            let check = event.check.as_mut().expect("checked above");
+            check.silenced = silenced;
+            merge_with_previous(check, previous.as_ref().and_then(|p| p.check.as_ref()));
+            if is_resolution(check) && !check.silenced.is_empty() {
+                let cleared = self.silences.clear_on_resolve(&ns, &check.silenced).await?;
+                check.silenced.retain(|name| !cleared.contains(name));
+            }
+            check.is_silenced = !check.silenced.is_empty();
+            truncate_output(check);
+            // Stored copies never carry metrics (Sensu strips them before storing).
+            let metrics = event.metrics.take();
+            // Written only if the stored event is still the one merged with: another backend
+            // (an API post, a delete) may have changed it since this backend last saw it.
+            let guard = if previous_revision == 0 {
+                Compare::absent(key.clone())
+            } else {
+                Compare::mod_revision(key.clone(), previous_revision)
+            };
+            let put = Op::put(key.clone(), encode(&event));
+            match self.writer.write(vec![guard], vec![put]).await? {
+                Written::At(revision) => {
+                    self.cache.insert(&key, &event, revision);
+                    event.metrics = metrics;
+                    break (event, previous);
+                }
+                Written::Conflict if attempt < 5 => {
+                    self.cache.remove(&key);
+                    tracing::debug!(%key, "Stored event changed meanwhile; merging again");
+                }
+                Written::Conflict => {
+                    self.cache.remove(&key);
+                    return Err(RepoError::Store(backend_store::StoreError::Unavailable(
+                        format!("{key} keeps changing under concurrent writers"),
+                    )));
+                }
+            }
+        };
         Metrics::inc(&self.metrics.events_total);
         if refresh_ttl && event.check_name() != KEEPALIVE_CHECK {
             self.track_ttl(&event, previous.as_ref()).await?;
@@ -249,6 +301,56 @@ impl Eventd {
     }
 }
 
+/// The part of each stored event that the next merge reads (history, counters, state, TTL,
+/// and the id, to recognise a resent result),
+/// with the revision it was stored at. A stale entry costs one conflict and a re-read, never a
+/// wrong merge: the write is conditional on that revision.
+#[derive(Default)]
+struct EventCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Event, backend_store::Revision)>>,
+}
+
+/// Entries kept before the cache starts afresh (~0.5 KiB each).
+const EVENT_CACHE_MAX: usize = 100_000;
+
+impl EventCache {
+    fn get(&self, key: &str) -> Option<(Option<Event>, backend_store::Revision)> {
+        let entries = self.entries.lock().expect("event cache lock");
+        entries
+            .get(key)
+            .map(|(event, rev)| (Some(event.clone()), *rev))
+    }
+
+    fn insert(&self, key: &str, event: &Event, revision: backend_store::Revision) {
+        let Some(check) = event.check.as_ref() else {
+            return;
+        };
+        let mut slim = Check {
+            history: check.history.clone(),
+            last_ok: check.last_ok,
+            occurrences: check.occurrences,
+            occurrences_watermark: check.occurrences_watermark,
+            state: check.state.clone(),
+            ..Default::default()
+        };
+        slim.config.ttl = check.config.ttl;
+        let slim = Event {
+            check: Some(slim),
+            id: event.id,
+            ..Default::default()
+        };
+        let mut entries = self.entries.lock().expect("event cache lock");
+        if entries.len() >= EVENT_CACHE_MAX && !entries.contains_key(key) {
+            entries.clear();
+        }
+        entries.insert(key.to_string(), (slim, revision));
+    }
+
+    fn remove(&self, key: &str) {
+        self.entries.lock().expect("event cache lock").remove(key);
+    }
+}
+
 fn ttl_switch_id(ns: &str, check: &str, entity: &str) -> String {
     format!("{ns}/{check}/{entity}")
 }
@@ -355,12 +457,17 @@ fn truncate_output(check: &mut Check) {
 pub enum Work {
     Keepalive(Box<Event>),
     Event(Box<Event>),
+    /// An event whose submitter wants to know when it is stored (`true`) or failed
+    /// (`false`): agent sessions that acknowledge events (protocol version 2).
+    EventNotify(Box<Event>, oneshot::Sender<bool>),
 }
+
+type EventWork = (Box<Event>, Option<oneshot::Sender<bool>>);
 
 /// The two queues of one shard: keepalives, then everything else.
 struct ShardQueues {
     keepalives: mpsc::Sender<Box<Event>>,
-    events: mpsc::Sender<Box<Event>>,
+    events: mpsc::Sender<EventWork>,
 }
 
 /// Routes work to shard queues by entity; cloneable handle used by agent sessions.
@@ -403,26 +510,26 @@ impl Dispatcher {
     }
 
     pub async fn submit(&self, work: Work) -> bool {
-        let (event, is_keepalive) = match work {
-            Work::Keepalive(e) => (e, true),
-            Work::Event(e) => (e, false),
+        let (event, is_keepalive, done) = match work {
+            Work::Keepalive(e) => (e, true, None),
+            Work::Event(e) => (e, false, None),
+            Work::EventNotify(e, done) => (e, false, Some(done)),
         };
         let mut h = DefaultHasher::new();
         event.namespace().hash(&mut h);
         event.entity_name().hash(&mut h);
         let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
-        let tx = if is_keepalive {
-            &shard.keepalives
+        if is_keepalive {
+            shard.keepalives.send(event).await.is_ok()
         } else {
-            &shard.events
-        };
-        tx.send(event).await.is_ok()
+            shard.events.send((event, done)).await.is_ok()
+        }
     }
 }
 
 async fn shard_loop(
     mut keepalives: mpsc::Receiver<Box<Event>>,
-    mut events: mpsc::Receiver<Box<Event>>,
+    mut events: mpsc::Receiver<EventWork>,
     keepalived: Arc<Keepalived>,
     eventd: Eventd,
     shutdown: CancellationToken,
@@ -436,10 +543,17 @@ async fn shard_loop(
                     tracing::error!(error = %e, "Failed to process a keepalive; the agent's next keepalive retries it");
                 }
             }
-            Some(ev) = events.recv() => {
+            Some((ev, done)) = events.recv() => {
                 let entity = ev.entity_name().to_string();
-                if let Err(e) = eventd.process(*ev).await {
-                    tracing::error!(error = %e, entity, "Failed to store an event");
+                let stored = match eventd.process(*ev).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, entity, "Failed to store an event");
+                        false
+                    }
+                };
+                if let Some(done) = done {
+                    let _ = done.send(stored);
                 }
             }
             else => return,

@@ -134,7 +134,14 @@ impl Keepalived {
             Some(config) => config,
         };
         let state = EntityState::from_entity(&entity);
-        repo.put(&keys::entity_state(&ns, &name), &state).await?;
+        // Batched with other hot-path writes (events, other agents' states).
+        self.eventd
+            .writer
+            .write(
+                vec![],
+                vec![Op::put(keys::entity_state(&ns, &name), encode(&state))],
+            )
+            .await?;
         let entity = entities::compose(config, Some(state));
 
         let ka_check = event.check.take().unwrap_or_default();

@@ -107,6 +107,20 @@ pub fn check_ttl_switches_prefix() -> String {
     format!("{ROOT}/switchsets/eventd/")
 }
 
+/// Round-robin ring of a subscription: one item per agent with a session on some backend,
+/// valued with that backend's id and attached to its lease.
+pub fn ring_item(ns: &str, subscription: &str, agent: &str) -> String {
+    format!("{ROOT}/rings/{ns}/{subscription}/items/{agent}")
+}
+pub fn ring_items_prefix(ns: &str, subscription: &str) -> String {
+    format!("{ROOT}/rings/{ns}/{subscription}/items/")
+}
+/// Where a round-robin check's last execution went (`{"issued", "agent"}`), per check (and
+/// proxy entity).
+pub fn ring_cursor(ns: &str, subscription: &str, check: &str) -> String {
+    format!("{ROOT}/rings/{ns}/{subscription}/cursors/{check}")
+}
+
 /// Split `<prefix><ns>/<name>` back into its namespace and name.
 pub fn split_ns_name<'a>(prefix: &str, key: &'a str) -> Option<(&'a str, &'a str)> {
     key.strip_prefix(prefix)?.split_once('/')

@@ -6,6 +6,7 @@
 //! - `init`: seeding a new store (`picket-backend init`, or the first `start`);
 //! - `agentd`: the agent WebSocket port and sessions; `bus`: check requests to sessions;
 //! - `eventd`: shard queues (keepalives first), the check state machine, storing events;
+//! - `writer`: `BatchWriter`, concurrent hot-path writes grouped into store transactions;
 //! - `keepalived`: registration, keepalive failures, deregistration;
 //! - `pipelined`: events from the event bus through filters, mutators and handlers
 //!   (`backend-pipeline`), definitions cached per namespace;
@@ -38,5 +39,6 @@ pub mod schedulerd;
 pub mod silencing;
 pub mod switchset;
 pub mod timefmt;
+pub mod writer;
 
 pub use backend::{Backend, BackendConfig};

@@ -75,11 +75,9 @@ fn init_logging(store: &StoreFlags) -> Result<(), ExitCode> {
     }
 }
 
-fn open_store(flags: &StoreFlags, env: &HashMap<String, String>) -> Result<Arc<dyn Store>> {
-    if flags.no_embed_etcd || flags.etcd_client_urls.is_some() {
-        bail!(
-            "the etcd store is not implemented yet (it arrives with a later release); remove --no-embed-etcd/--etcd-client-urls to use the embedded store"
-        );
+async fn open_store(flags: &StoreFlags, env: &HashMap<String, String>) -> Result<Arc<dyn Store>> {
+    if let Some(urls) = flags.etcd_urls() {
+        return open_etcd(flags, &urls, env).await;
     }
     let dir = config::resolve_state_dir(flags.state_dir.as_deref(), env);
     std::fs::create_dir_all(&dir)
@@ -95,11 +93,75 @@ fn open_store(flags: &StoreFlags, env: &HashMap<String, String>) -> Result<Arc<d
     Ok(store)
 }
 
+/// How often etcd's history is compacted (keeping one period of it for lagging watchers).
+#[cfg(feature = "etcd")]
+const ETCD_COMPACTION_PERIOD: Duration = Duration::from_secs(300);
+
+#[cfg(feature = "etcd")]
+async fn open_etcd(
+    flags: &StoreFlags,
+    urls: &str,
+    env: &HashMap<String, String>,
+) -> Result<Arc<dyn Store>> {
+    use backend_store::{EtcdOptions, EtcdStore};
+    let mut opts = EtcdOptions::new(EtcdOptions::parse_endpoints(urls)?);
+    opts.cert_file = flags.etcd_cert_file.clone();
+    opts.key_file = flags.etcd_key_file.clone();
+    opts.trusted_ca_file = flags.etcd_trusted_ca_file.clone();
+    opts.username = env.get(config::ENV_ETCD_USERNAME).cloned();
+    opts.password = env.get(config::ENV_ETCD_PASSWORD).cloned();
+    opts.max_request_bytes = usize::try_from(flags.etcd_max_request_bytes).unwrap_or(usize::MAX);
+    let store = EtcdStore::connect(opts)
+        .await
+        .with_context(|| format!("cannot connect to etcd at {urls}"))?;
+    tracing::info!(%urls, "etcd store open");
+    // Runs for the life of the process (init exits long before the first pass).
+    tokio::spawn(
+        store
+            .clone()
+            .run_compactor(ETCD_COMPACTION_PERIOD, std::future::pending()),
+    );
+    Ok(store)
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn open_etcd(
+    _flags: &StoreFlags,
+    _urls: &str,
+    _env: &HashMap<String, String>,
+) -> Result<Arc<dyn Store>> {
+    bail!(
+        "this picket-backend was built without etcd support (cargo feature `etcd`); remove --no-embed-etcd/--etcd-client-urls to use the embedded store"
+    )
+}
+
+/// Wait for the store to answer: up to `timeout`, or forever with `wait`, so that `init` and
+/// `start` fail with a clear message when etcd is unreachable instead of at the first write.
+async fn wait_for_store(store: &Arc<dyn Store>, timeout: Duration, wait: bool) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match store.revision().await {
+            Ok(_) => return Ok(()),
+            Err(e) if !wait && tokio::time::Instant::now() >= deadline => {
+                return Err(e).context(format!(
+                    "the store did not answer within {} s",
+                    timeout.as_secs()
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Waiting for the store");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 async fn run_init(flags: InitFlags, env: &HashMap<String, String>) -> Result<ExitCode> {
     if let Err(code) = init_logging(&flags.store) {
         return Ok(code);
     }
-    let store = open_store(&flags.store, env)?;
+    let store = open_store(&flags.store, env).await?;
+    wait_for_store(&store, Duration::from_secs(flags.timeout), flags.wait).await?;
     let repo = Repo::new(store);
     let (mut username, mut password) = (
         flags.cluster_admin_username.clone(),
@@ -218,7 +280,8 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
             return Ok(ExitCode::from(EX_USAGE));
         }
     };
-    let store = open_store(&flags.store, env)?;
+    let store = open_store(&flags.store, env).await?;
+    wait_for_store(&store, Duration::from_secs(30), false).await?;
     first_start(&store, env, flags.store.state_dir.as_deref()).await?;
 
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -231,6 +294,7 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
         agent_write_timeout: Duration::from_secs(flags.agent_write_timeout),
         eventd_workers: flags.eventd_workers,
         eventd_buffer_size: flags.eventd_buffer_size,
+        agent_accept_rate: flags.agent_accept_rate,
         backend_id: match hostname.trim() {
             "" => "picket-backend".to_string(),
             h => h.to_string(),

@@ -36,6 +36,7 @@ define_metrics! {
     handshake_forbidden_total: counter, "picket_agent_handshake_forbidden_total", "Agent handshakes refused, and sessions closed, by RBAC: no create on events in the namespace.";
     handshake_unknown_namespace_total: counter, "picket_agent_handshake_unknown_namespace_total", "Agent handshakes refused for an unknown namespace (404).";
     handshake_invalid_total: counter, "picket_agent_handshake_invalid_total", "Agent handshakes refused for invalid headers (400).";
+    handshake_rate_limited_total: counter, "picket_handshake_rate_limited_total", "Agent handshakes refused with 503 by the accept-rate limit.";
     frames_received_total: counter, "picket_agent_frames_received_total", "Frames received from agents.";
     frames_oversized_total: counter, "picket_agent_frames_oversized_total", "Agent sessions closed for a frame over the size limit.";
     frames_malformed_total: counter, "picket_agent_frames_malformed_total", "Agent sessions closed for a malformed frame (bad type, separator or payload).";
@@ -43,6 +44,11 @@ define_metrics! {
     keepalives_rejected_total: counter, "picket_keepalives_rejected_total", "Keepalives rejected (zero timestamp, wrong entity).";
     keepalive_failures_total: counter, "picket_keepalive_failures_total", "Keepalive failure events raised (status 1 or 2).";
     events_total: counter, "picket_events_total", "Check events processed and stored.";
+    store_write_batches_total: counter, "picket_store_write_batches_total", "Store transactions sent by the batch writer (events and entity states).";
+    store_batched_writes_total: counter, "picket_store_batched_writes_total", "Writes carried by those transactions.";
+    store_write_batch_retries_total: counter, "picket_store_write_batch_retries_total", "Batches retried write by write after a failed compare.";
+    event_cache_misses_total: counter, "picket_event_cache_misses_total", "Stored events read from the store because this backend had no current copy.";
+    events_duplicate_total: counter, "picket_events_duplicate_total", "Resent events recognised by their id and not stored again.";
     events_rejected_total: counter, "picket_events_rejected_total", "Events refused as invalid.";
     registrations_total: counter, "picket_registrations_total", "Entities registered on first keepalive.";
     deregistrations_total: counter, "picket_deregistrations_total", "Entities deregistered after their keepalive lapsed.";

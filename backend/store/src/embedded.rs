@@ -1278,6 +1278,7 @@ fn duplicate(e: &StoreError) -> StoreError {
             oldest: *oldest,
         },
         StoreError::WatcherLagged(n) => StoreError::WatcherLagged(*n),
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::InvalidRequest(m) => StoreError::InvalidRequest(m.clone()),
         StoreError::Backend(m) => StoreError::Backend(m.clone()),
         StoreError::Closed => StoreError::Closed,

@@ -17,6 +17,8 @@
 //! Layout:
 //! - `lib.rs`: the `Store` trait and its request/response types (this file);
 //! - `embedded.rs`: `EmbeddedStore`, the default implementation on redb (file or memory);
+//! - `etcd.rs` (feature `etcd`): `EtcdStore` on an external etcd cluster, and `etcd::testing`,
+//!   real etcd processes on loopback ports for tests and benches;
 //! - `keys.rs`: helpers for prefix ranges.
 
 use std::time::Duration;
@@ -24,9 +26,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub mod embedded;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod keys;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdOptions, EtcdStore};
 
 /// A revision of the whole store. Starts at 1 for an empty store, as etcd does.
 pub type Revision = i64;
@@ -259,6 +265,10 @@ pub enum StoreError {
     InvalidRequest(String),
     #[error("store backend failed: {0}")]
     Backend(String),
+    /// The store cannot be reached or has no quorum right now (etcd down, partitioned, or
+    /// without a leader); the request may succeed later. The API answers 503 for it.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("store is closed")]
     Closed,
 }

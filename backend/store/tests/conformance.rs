@@ -262,3 +262,180 @@ mod embedded_only {
         ));
     }
 }
+
+/// A real etcd started for each case (fresh data, free loopback ports): one member, or a
+/// three-member cluster. `reopen` stops every member and starts them again on their data.
+#[cfg(feature = "etcd")]
+struct EtcdHarness {
+    members: usize,
+    cluster: Option<backend_store::etcd::testing::EtcdCluster>,
+}
+
+#[cfg(feature = "etcd")]
+impl EtcdHarness {
+    fn new(members: usize) -> Self {
+        EtcdHarness {
+            members,
+            cluster: None,
+        }
+    }
+}
+
+#[cfg(feature = "etcd")]
+#[async_trait]
+impl Harness for EtcdHarness {
+    async fn open(&mut self) -> Arc<dyn Store> {
+        let cluster = backend_store::etcd::testing::EtcdCluster::with_members(self.members)
+            .await
+            .expect("etcd cluster");
+        let store = cluster.connect().await.expect("etcd client");
+        self.cluster = Some(cluster);
+        store
+    }
+
+    fn persistent(&self) -> bool {
+        true
+    }
+
+    async fn reopen(&mut self) -> Arc<dyn Store> {
+        let cluster = self.cluster.as_mut().expect("opened before");
+        cluster.stop_all();
+        cluster.restart_all().await.expect("etcd restarts");
+        cluster.connect().await.expect("etcd client")
+    }
+}
+
+#[cfg(feature = "etcd")]
+mod etcd_single {
+    conformance_suite!(crate::EtcdHarness::new(1));
+}
+
+#[cfg(feature = "etcd")]
+mod etcd_cluster {
+    conformance_suite!(crate::EtcdHarness::new(3));
+}
+
+/// What only a real etcd can show: failures of members and of the whole cluster.
+#[cfg(feature = "etcd")]
+mod etcd_only {
+    use std::time::Duration;
+
+    use backend_store::etcd::testing::EtcdCluster;
+    use backend_store::{EtcdOptions, EtcdStore, Op, Store, StoreError, Txn};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn losing_one_member_of_three_keeps_reads_and_writes() {
+        let mut cluster = EtcdCluster::with_members(3).await.unwrap();
+        let s = cluster.connect().await.unwrap();
+        s.put("k", b"1".to_vec(), 0).await.unwrap();
+        let mut w = s.watch("k", 0).await.unwrap();
+        // Kill each member in turn (with the others up): whichever was the leader or the
+        // member the client talked to, the store keeps answering.
+        for i in 0..3 {
+            cluster.kill(i);
+            let value = format!("after-kill-{i}").into_bytes();
+            let rev = s.put("k", value.clone(), 0).await.unwrap();
+            assert_eq!(s.get("k").await.unwrap().unwrap().value, value);
+            let seen = tokio::time::timeout(Duration::from_secs(30), w.next())
+                .await
+                .expect("watch stalled");
+            match seen {
+                Some(Ok(event)) => assert_eq!(event.kv().mod_revision, rev),
+                // A watch on the killed member ends with an error; a new one resumes.
+                Some(Err(_)) | None => {
+                    w = s.watch("k", rev).await.unwrap();
+                }
+            }
+            cluster.restart(i).unwrap();
+            cluster.wait_ready().await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_cluster_is_unavailable_then_recovers() {
+        let mut cluster = EtcdCluster::single().await.unwrap();
+        let mut opts = cluster.store_options();
+        opts.request_timeout = Duration::from_secs(2);
+        opts.connect_timeout = Duration::from_secs(1);
+        let s = EtcdStore::connect(opts).await.unwrap();
+        s.put("k", b"v".to_vec(), 0).await.unwrap();
+        cluster.stop_all();
+        match s.put("k", b"w".to_vec(), 0).await {
+            Err(StoreError::Unavailable(message)) => assert!(!message.is_empty()),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert!(matches!(s.get("k").await, Err(StoreError::Unavailable(_))));
+        cluster.restart_all().await.unwrap();
+        // The same client reconnects by itself.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match s.get("k").await {
+                Ok(kv) => {
+                    assert_eq!(kv.unwrap().value, b"v", "the failed write left nothing");
+                    break;
+                }
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("not back yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("etcd did not come back: {e}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_beyond_etcds_limits_get_a_clear_error() {
+        let cluster = EtcdCluster::single().await.unwrap();
+        let mut opts = cluster.store_options();
+        opts.max_request_bytes = 64 * 1024;
+        let s = EtcdStore::connect(opts).await.unwrap();
+        match s.put("big", vec![b'x'; 100 * 1024], 0).await {
+            Err(StoreError::InvalidRequest(m)) => assert!(m.contains("--etcd-max-request-bytes")),
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        }
+        let too_many = Txn {
+            success: (0..129).map(|i| Op::put(format!("t/{i}"), "v")).collect(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.txn(too_many).await,
+            Err(StoreError::InvalidRequest(_))
+        ));
+        let at_limit = Txn {
+            success: (0..128).map(|i| Op::put(format!("t/{i}"), "v")).collect(),
+            ..Default::default()
+        };
+        assert!(s.txn(at_limit).await.unwrap().succeeded);
+        assert!(s.get("big").await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_range_larger_than_grpcs_default_message_limit_is_read() {
+        let cluster = EtcdCluster::single().await.unwrap();
+        let s = cluster.connect().await.unwrap();
+        for i in 0..6 {
+            s.put(&format!("big/{i}"), vec![b'x'; 1024 * 1024], 0)
+                .await
+                .unwrap();
+        }
+        let all = s
+            .range(backend_store::RangeRequest {
+                prefix: "big/".into(),
+                start: None,
+                limit: 0,
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.kvs.len(), 6, "6 MiB in one answer");
+    }
+
+    #[test]
+    fn client_urls_are_checked() {
+        assert_eq!(
+            EtcdOptions::parse_endpoints("http://a:2379, https://b:2379").unwrap(),
+            ["http://a:2379", "https://b:2379"]
+        );
+        assert!(EtcdOptions::parse_endpoints(" , ").is_err());
+        assert!(EtcdOptions::parse_endpoints("a:2379").is_err());
+    }
+}

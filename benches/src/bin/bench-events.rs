@@ -44,6 +44,10 @@ struct Args {
     target_per_core: f64,
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     stall_timeout: Duration,
+    /// Run on a real etcd cluster of this many members (/usr/bin/etcd, data under --dir,
+    /// fsync on) instead of the embedded store. Needs a build with `--features etcd`.
+    #[arg(long, default_value_t = 0)]
+    etcd_members: usize,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn run(args: Args) -> Result<bool> {
         dir: args.dir,
         from_frames: args.from_frames,
         stall_timeout: args.stall_timeout,
+        etcd_members: args.etcd_members,
     };
     config.validate()?;
     println!("machine: {}", harness::machine_summary());

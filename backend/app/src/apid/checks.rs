@@ -72,9 +72,8 @@ pub(super) fn routes() -> Router<ApiState> {
 }
 
 /// `POST .../checks/{check}/execute`: run the check once now, on its subscriptions or on the
-/// request's when it names any, whatever `publish` says. Sensu queues the request in etcd for
-/// every backend; with one backend per store the publisher is called directly (the cluster
-/// queue arrives with the clustering issue).
+/// request's when it names any, whatever `publish` says. As Sensu, the execution is queued in
+/// the store and every backend publishes it to its own agents (`schedulerd::adhoc`).
 async fn execute(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
@@ -99,10 +98,10 @@ async fn execute(
         check.subscriptions = adhoc.subscriptions;
     }
     let issued = crate::timefmt::now_unix();
-    let published = state.publisher.execute(&check, issued).await?;
+    crate::schedulerd::adhoc::enqueue(&state.repo, check, issued).await?;
     tracing::info!(
         check = %name, namespace = %ns, creator = %adhoc.creator, reason = %adhoc.reason,
-        sessions = published.sessions, "Adhoc check execution"
+        "Adhoc check execution queued"
     );
     Ok((
         StatusCode::ACCEPTED,

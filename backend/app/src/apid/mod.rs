@@ -164,7 +164,13 @@ fn sensu_code(status: StatusCode) -> u32 {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "message": self.message, "code": sensu_code(self.status) });
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is temporary here (warming up, store unreachable): tell clients when.
+            resp.headers_mut()
+                .insert("Retry-After", HeaderValue::from_static("5"));
+        }
+        resp
     }
 }
 
@@ -172,6 +178,18 @@ impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
         match e {
             RepoError::BadContinueToken => ApiError::bad_request("invalid continue token"),
+            RepoError::Store(backend_store::StoreError::Unavailable(reason)) => {
+                // etcd down or without quorum: say so, and let clients retry; nothing was
+                // written, so nothing is corrupted.
+                tracing::warn!(%reason, "Store unavailable while serving the API");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the store is unavailable, retry later: {reason}"),
+                )
+            }
+            RepoError::Store(backend_store::StoreError::InvalidRequest(reason)) => {
+                ApiError::bad_request(format!("the store refused the request: {reason}"))
+            }
             other => {
                 // Details go to the log, not to the client.
                 tracing::error!(error = %other, "Store failure while serving the API");

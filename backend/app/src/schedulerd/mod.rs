@@ -14,8 +14,10 @@
 //! the range, so no change is missed and deleted checks stop. Each check's task holds its
 //! own definition (no store read to fire) and absolute deadlines on tokio timers.
 
+pub mod adhoc;
 pub mod cron;
 pub mod publish;
+pub mod ring;
 pub mod splay;
 pub mod subdue;
 
@@ -52,6 +54,7 @@ pub struct SchedulerConfig {
 pub struct Schedulerd {
     repo: Repo,
     publisher: Arc<Publisher>,
+    ring: Arc<ring::ClusterRing>,
 }
 
 /// When a check runs. A change of it restarts the check's timer; any other change of the
@@ -87,11 +90,21 @@ impl Plan {
 
 impl Schedulerd {
     pub fn new(config: SchedulerConfig) -> Self {
-        let publisher = Arc::new(Publisher::new(config.repo.clone(), config.bus));
+        // Round robin goes through the store even with one backend: one code path, and a
+        // second backend sharing the store joins the same rings.
+        let ring = ring::ClusterRing::new(config.repo.clone(), config.bus.clone());
+        let publisher =
+            Arc::new(Publisher::new(config.repo.clone(), config.bus).with_ring(ring.clone()));
         Schedulerd {
             repo: config.repo,
             publisher,
+            ring,
         }
+    }
+
+    /// The cluster-wide round-robin ring; its membership task must run beside the scheduler.
+    pub fn ring(&self) -> Arc<ring::ClusterRing> {
+        self.ring.clone()
     }
 
     /// The publisher the scheduler uses; adhoc executions go through it too.

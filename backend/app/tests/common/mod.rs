@@ -54,6 +54,11 @@ pub async fn start_with(configure: impl FnOnce(&mut Backend)) -> TestBackend {
     launch(store, configure).await.0
 }
 
+/// A backend on a store that is already initialised (e.g. one etcd shared by several).
+pub async fn start_shared(store: Arc<dyn Store>) -> TestBackend {
+    launch(store, |_| {}).await.0
+}
+
 /// A backend on `store` (initialised by the caller) with these token lifetimes and login
 /// limits; the handle ends when the backend has stopped.
 pub async fn start_on(
