@@ -5,14 +5,14 @@
 //! handles held by Rust) because `Persistent` is not `Send`, and the engine must be.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
 use rquickjs::object::Property;
-use rquickjs::{Array, Coerced, Context, Ctx, Function, Object, Runtime, Value};
+use rquickjs::{Coerced, Context, Ctx, Function, Object, Runtime, Value};
 
 use crate::Limits;
 
@@ -103,6 +103,37 @@ const PRELUDE: &str = r#"(function (g) {
 /// QuickJS tears the runtime down.
 type Slots<'js> = RefCell<HashMap<u64, Function<'js>>>;
 
+/// Bound scopes (see [`Vm::bind`]) by number, kept in the runtime for the same reason.
+type Scopes<'js> = RefCell<BTreeMap<u64, Object<'js>>>;
+
+/// The deep-freeze function of [`FREEZE`], kept out of reach of expressions.
+type Freezer<'js> = Option<Function<'js>>;
+
+/// Freezes a graph of plain data built by `JSON.parse` (no accessors, no cycles), so that
+/// evaluations sharing it cannot change what the next one sees. Objects already frozen are
+/// not walked again.
+const FREEZE: &str = r#"(function (root) {
+  'use strict';
+  var freeze = Object.freeze, isFrozen = Object.isFrozen, keys = Object.keys;
+  var stack = [root];
+  while (stack.length > 0) {
+    var o = stack.pop();
+    if (typeof o !== 'object' || o === null || isFrozen(o)) { continue; }
+    freeze(o);
+    var ks = keys(o);
+    for (var i = 0; i < ks.length; i++) { stack.push(o[ks[i]]); }
+  }
+  return root;
+})"#;
+
+/// Where an evaluation's variables come from.
+pub(crate) enum Globals<'a> {
+    /// Fresh, mutable copies of these JSON texts, for this evaluation only.
+    Fresh(&'a [(&'a str, &'a str)]),
+    /// A scope made by [`Vm::bind`].
+    Bound(u64),
+}
+
 /// Shared with the interrupt handler, which QuickJS calls every few thousand bytecodes.
 struct Deadline {
     epoch: Instant,
@@ -174,6 +205,12 @@ impl Vm {
             })?;
             ctx.store_userdata::<Slots<'_>>(RefCell::new(HashMap::new()))
                 .map_err(|_| "cannot store the expression table".to_owned())?;
+            ctx.store_userdata::<Scopes<'_>>(RefCell::new(BTreeMap::new()))
+                .map_err(|_| "cannot store the scope table".to_owned())?;
+            let freeze = eval_function(&ctx, FREEZE, 0)
+                .map_err(|f| format!("cannot create the freeze helper: {f:?}"))?;
+            ctx.store_userdata::<Freezer<'_>>(Some(freeze))
+                .map_err(|_| "cannot store the freeze helper".to_owned())?;
             Ok(())
         })?;
         vm.rebase_memory_limit();
@@ -253,12 +290,51 @@ impl Vm {
         });
     }
 
-    /// Binds `globals`, runs the slot's function and hands its result to `output` while
-    /// the deadline still applies (converting a result may run `toJSON` or `toString`).
+    /// Makes a scope holding `globals` (name, JSON text) for several evaluations: each text is
+    /// parsed once and the result deeply frozen, so the evaluations sharing it cannot change
+    /// what the next one sees. The scope lives until [`Vm::unbind`].
+    pub(crate) fn bind(&mut self, globals: &[(&str, &str)]) -> Result<u64, Failure> {
+        let id = self.next_slot;
+        self.next_slot += 1;
+        self.arm();
+        let result = self.ctx.with(|ctx| {
+            let freeze = ctx
+                .userdata::<Freezer<'_>>()
+                .and_then(|f| f.clone())
+                .ok_or_else(|| Failure::Thrown("freeze helper missing".to_owned()))?;
+            let scope = scope_object(&ctx, globals, |value| {
+                let value: Value<'_> = freeze.call((value,)).map_err(|e| js_failure(&ctx, e))?;
+                // Read-only and permanent, like everything below it.
+                Ok(Property::from(value).enumerable())
+            })?;
+            // Freezing the scope itself also makes it non-extensible.
+            let _: Value<'_> = freeze
+                .call((scope.clone(),))
+                .map_err(|e| js_failure(&ctx, e))?;
+            let scopes = ctx
+                .userdata::<Scopes<'_>>()
+                .ok_or_else(|| Failure::Thrown("scope table missing".to_owned()))?;
+            scopes.borrow_mut().insert(id, scope);
+            Ok(id)
+        });
+        self.disarm();
+        result.map_err(|f| self.timeout_wins(f))
+    }
+
+    pub(crate) fn unbind(&mut self, id: u64) {
+        self.ctx.with(|ctx| {
+            if let Some(scopes) = ctx.userdata::<Scopes<'_>>() {
+                scopes.borrow_mut().remove(&id);
+            }
+        });
+    }
+
+    /// Runs the slot's function with `globals` in scope and hands its result to `output`
+    /// while the deadline still applies (converting a result may run `toJSON` or `toString`).
     pub(crate) fn run<T>(
         &mut self,
         slot: u64,
-        globals: &[(&str, &serde_json::Value)],
+        globals: Globals<'_>,
         output: impl for<'js> FnOnce(&Ctx<'js>, Value<'js>) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         self.arm();
@@ -267,19 +343,15 @@ impl Vm {
                 .userdata::<Slots<'_>>()
                 .and_then(|slots| slots.borrow().get(&slot).cloned())
                 .ok_or_else(|| Failure::Thrown("compiled expression missing".to_owned()))?;
-            // A prototype-less scope object, so `with` cannot surface Object.prototype
-            // members (`constructor`, `toString`) as if they were variables.
-            let scope = Object::new(ctx.clone()).map_err(|e| js_failure(&ctx, e))?;
-            scope.set_prototype(None).map_err(|e| js_failure(&ctx, e))?;
-            for (name, value) in globals {
-                let value = to_js(&ctx, value, 0).map_err(|f| match f {
-                    Failure::Input(m) => Failure::Input(format!("global `{name}`: {m}")),
-                    other => other,
-                })?;
-                scope
-                    .prop(*name, data_property(value))
-                    .map_err(|e| js_failure(&ctx, e))?;
-            }
+            let scope = match globals {
+                Globals::Fresh(globals) => {
+                    scope_object(&ctx, globals, |value| Ok(data_property(value)))?
+                }
+                Globals::Bound(id) => ctx
+                    .userdata::<Scopes<'_>>()
+                    .and_then(|scopes| scopes.borrow().get(&id).cloned())
+                    .ok_or_else(|| Failure::Thrown("bound scope missing".to_owned()))?,
+            };
             let value: Value<'_> = func.call((scope,)).map_err(|e| js_failure(&ctx, e))?;
             output(&ctx, value)
         });
@@ -324,48 +396,47 @@ fn data_property<'js>(value: Value<'js>) -> Property<Value<'js>> {
     Property::from(value).writable().enumerable().configurable()
 }
 
-/// Properties are defined, not assigned: assignment would run setters on the (frozen)
-/// prototypes, silently drop keys such as `constructor` or `toString`, and turn a
-/// `__proto__` key into a prototype change.
-fn to_js<'js>(
+/// A prototype-less object (so `with` cannot surface Object.prototype members such as
+/// `constructor` as if they were variables) with one property per global, each parsed from
+/// its JSON text by QuickJS's own `JSON.parse`: far cheaper than building the value through
+/// the API one property at a time, and it defines properties rather than assigning them (no
+/// setters on the frozen prototypes run, a `__proto__` key stays an own property).
+fn scope_object<'js>(
     ctx: &Ctx<'js>,
-    value: &serde_json::Value,
-    depth: usize,
-) -> Result<Value<'js>, Failure> {
-    use serde_json::Value as J;
-    if depth > MAX_INPUT_DEPTH {
-        return Err(Failure::Input(format!(
-            "nested deeper than {MAX_INPUT_DEPTH} levels"
-        )));
+    globals: &[(&str, &str)],
+    property: impl Fn(Value<'js>) -> Result<Property<Value<'js>>, Failure>,
+) -> Result<Object<'js>, Failure> {
+    let scope = Object::new(ctx.clone()).map_err(|e| js_failure(ctx, e))?;
+    scope.set_prototype(None).map_err(|e| js_failure(ctx, e))?;
+    for (name, json) in globals {
+        let value = ctx.json_parse(*json).map_err(|e| match js_failure(ctx, e) {
+            Failure::Thrown(m) => Failure::Input(format!("global `{name}`: {m}")),
+            other => other,
+        })?;
+        scope
+            .prop(*name, property(value)?)
+            .map_err(|e| js_failure(ctx, e))?;
     }
-    let js = |e| js_failure(ctx, e);
-    Ok(match value {
-        J::Null => Value::new_null(ctx.clone()),
-        J::Bool(b) => Value::new_bool(ctx.clone(), *b),
-        J::Number(n) => match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
-            Some(i) => Value::new_int(ctx.clone(), i),
-            None => Value::new_float(ctx.clone(), n.as_f64().unwrap_or(f64::NAN)),
-        },
-        J::String(s) => rquickjs::String::from_str(ctx.clone(), s)
-            .map_err(js)?
-            .into_value(),
-        J::Array(items) => {
-            let array = Array::new(ctx.clone()).map_err(js)?;
-            for (i, item) in items.iter().enumerate() {
-                let item = to_js(ctx, item, depth + 1)?;
-                array.set(i, item).map_err(js)?;
-            }
-            array.into_value()
+    Ok(scope)
+}
+
+/// The JSON text of a global, refused when nested deeper than [`MAX_INPUT_DEPTH`] (the
+/// serializer and QuickJS's parser both recurse).
+pub(crate) fn input_json(value: &serde_json::Value) -> Result<String, String> {
+    fn too_deep(value: &serde_json::Value, depth: usize) -> bool {
+        if depth > MAX_INPUT_DEPTH {
+            return true;
         }
-        J::Object(map) => {
-            let object = Object::new(ctx.clone()).map_err(js)?;
-            for (key, item) in map {
-                let item = to_js(ctx, item, depth + 1)?;
-                object.prop(key.as_str(), data_property(item)).map_err(js)?;
-            }
-            object.into_value()
+        match value {
+            serde_json::Value::Array(items) => items.iter().any(|v| too_deep(v, depth + 1)),
+            serde_json::Value::Object(map) => map.values().any(|v| too_deep(v, depth + 1)),
+            _ => false,
         }
-    })
+    }
+    if too_deep(value, 0) {
+        return Err(format!("nested deeper than {MAX_INPUT_DEPTH} levels"));
+    }
+    serde_json::to_string(value).map_err(|e| e.to_string())
 }
 
 /// Evaluates a wrapper script that must yield a function; `source_lines` is the number of
