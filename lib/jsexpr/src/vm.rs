@@ -409,10 +409,12 @@ fn scope_object<'js>(
     let scope = Object::new(ctx.clone()).map_err(|e| js_failure(ctx, e))?;
     scope.set_prototype(None).map_err(|e| js_failure(ctx, e))?;
     for (name, json) in globals {
-        let value = ctx.json_parse(*json).map_err(|e| match js_failure(ctx, e) {
-            Failure::Thrown(m) => Failure::Input(format!("global `{name}`: {m}")),
-            other => other,
-        })?;
+        let value = ctx
+            .json_parse(*json)
+            .map_err(|e| match js_failure(ctx, e) {
+                Failure::Thrown(m) => Failure::Input(format!("global `{name}`: {m}")),
+                other => other,
+            })?;
         scope
             .prop(*name, property(value)?)
             .map_err(|e| js_failure(ctx, e))?;

@@ -517,7 +517,10 @@ fn bound_inputs_serve_several_expressions() {
     let mut bound = engine.bind(&[("event", &ev)]);
     for (source, want) in [
         ("event.check.occurrences == 180", true),
-        ("event.check.occurrences % (1800 / event.check.interval) == 0", true),
+        (
+            "event.check.occurrences % (1800 / event.check.interval) == 0",
+            true,
+        ),
         ("event.entity.labels.environment == 'production'", true),
         ("event.check.history[0].status == 2", false),
         ("typeof entity == 'undefined'", true),
@@ -616,7 +619,9 @@ fn errors_under_a_binding_name_the_expression() {
     let ev = event();
     let mut bound = engine.bind(&[("event", &ev)]);
     let throws = bound.compile("event.nothing.here").unwrap();
-    assert!(matches!(bound.eval_bool(&throws), Err(Error::Runtime { expr, .. }) if expr == "event.nothing.here"));
+    assert!(
+        matches!(bound.eval_bool(&throws), Err(Error::Runtime { expr, .. }) if expr == "event.nothing.here")
+    );
     let fine = bound.compile("event.check.status == 2").unwrap();
     assert_eq!(bound.eval_bool(&fine), Ok(true));
 }

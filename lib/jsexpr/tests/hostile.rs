@@ -254,7 +254,9 @@ fn limits_hold_under_a_binding_and_the_binding_survives() {
     let ok = bound.compile("event.n == 1").unwrap();
     assert_eq!(bound.eval_bool(&ok), Ok(true));
 
-    let spin = bound.compile("(function () { while (true) {} }())").unwrap();
+    let spin = bound
+        .compile("(function () { while (true) {} }())")
+        .unwrap();
     let started = Instant::now();
     assert!(matches!(bound.eval_bool(&spin), Err(e) if is_timeout(&e)));
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -271,11 +273,17 @@ fn limits_hold_under_a_binding_and_the_binding_survives() {
     })
     .unwrap();
     let mut bound = engine.bind(&[("event", &event)]);
-    let ok = bound.compile("event.n == 1 && event.check.status == 2").unwrap();
+    let ok = bound
+        .compile("event.n == 1 && event.check.status == 2")
+        .unwrap();
     assert_eq!(bound.eval_bool(&ok), Ok(true));
     let hog = bound.compile("'x'.repeat(64 << 20)").unwrap();
     assert!(matches!(bound.eval_bool(&hog), Err(e) if is_oom(&e)));
-    assert_eq!(bound.eval_bool(&ok), Ok(true), "after running out of memory");
+    assert_eq!(
+        bound.eval_bool(&ok),
+        Ok(true),
+        "after running out of memory"
+    );
     drop(bound);
     assert_eq!(engine.rebuild_count(), 1);
 }
