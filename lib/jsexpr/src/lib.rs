@@ -24,7 +24,7 @@
 //!   Assigning `toString`, `valueOf`, `constructor` and similar members on one's own objects
 //!   still works (they are accessors that define an own property instead).
 //! * [`Engine::bind`] binds globals once for several evaluations (all filter expressions of
-//!   one event): QuickJS parses their JSON once, and the result is deeply frozen, so those
+//!   one event): they are converted once, and every object is frozen, so those
 //!   evaluations share read-only inputs (an assignment to them is ignored) and still cannot
 //!   influence each other.
 //! * Helpers, all UTC, taking Unix seconds (truncated to an integer; non-numbers count as 0,
@@ -269,19 +269,11 @@ impl Engine {
     /// what the next one sees. Use [`Engine::eval_bool`] for inputs an expression may modify.
     ///
     /// Conversion happens on the first evaluation, and its errors ([`Error::Input`], a limit)
-    /// are reported by that evaluation, naming its expression.
-    pub fn bind(&mut self, globals: &[(&str, &serde_json::Value)]) -> Bound<'_> {
-        let inputs = globals
-            .iter()
-            .map(|(name, value)| {
-                vm::input_json(value)
-                    .map(|json| ((*name).to_owned(), json))
-                    .map_err(|m| format!("global `{name}`: {m}"))
-            })
-            .collect();
+    /// are reported by that evaluation, naming its expression (and again by the next ones).
+    pub fn bind(&mut self, globals: Vec<(String, serde_json::Value)>) -> Bound<'_> {
         Bound {
             engine: self,
-            inputs,
+            globals,
             scope: None,
         }
     }
@@ -293,20 +285,7 @@ impl Engine {
         output: impl for<'js> FnOnce(&rquickjs::Ctx<'js>, rquickjs::Value<'js>) -> Result<T, Failure>,
     ) -> Result<T, Error> {
         let slot = self.slot(expr)?;
-        let mut texts = Vec::with_capacity(globals.len());
-        for (name, value) in globals {
-            match vm::input_json(value) {
-                Ok(json) => texts.push((*name, json)),
-                Err(message) => {
-                    return Err(self.fail(
-                        expr.source(),
-                        Failure::Input(format!("global `{name}`: {message}")),
-                    ));
-                }
-            }
-        }
-        let texts: Vec<(&str, &str)> = texts.iter().map(|(n, j)| (*n, j.as_str())).collect();
-        let result = self.vm.run(slot, Globals::Fresh(&texts), output);
+        let result = self.vm.run(slot, Globals::Fresh(globals), output);
         result.map_err(|failure| self.fail(expr.source(), failure))
     }
 
@@ -397,8 +376,7 @@ impl Engine {
 /// when dropped.
 pub struct Bound<'e> {
     engine: &'e mut Engine,
-    /// `(name, JSON text)` per global, or why a value cannot be bound.
-    inputs: Result<Vec<(String, String)>, String>,
+    globals: Vec<(String, serde_json::Value)>,
     /// The scope in the VM and the engine's rebuild count when it was made: a rebuild (after
     /// running out of memory) drops every scope, and the next evaluation binds again.
     scope: Option<(u64, u64)>,
@@ -442,25 +420,17 @@ impl Bound<'_> {
     /// The bound scope, made (again) if there is none in the current VM.
     fn scope(&mut self, expr: &Expr) -> Result<u64, Error> {
         let engine = &mut *self.engine;
-        if let Some((id, generation)) = self.scope {
-            if generation == engine.rebuilds {
-                return Ok(id);
-            }
+        if let Some((id, generation)) = self.scope
+            && generation == engine.rebuilds
+        {
+            return Ok(id);
         }
         self.scope = None;
-        let inputs = match &self.inputs {
-            Ok(inputs) => inputs,
-            Err(message) => {
-                return Err(engine.fail(expr.source(), Failure::Input(message.clone())));
-            }
-        };
-        let texts: Vec<(&str, &str)> = inputs
-            .iter()
-            .map(|(n, j)| (n.as_str(), j.as_str()))
-            .collect();
+        let globals: Vec<(&str, &serde_json::Value)> =
+            self.globals.iter().map(|(n, v)| (n.as_str(), v)).collect();
         let id = engine
             .vm
-            .bind(&texts)
+            .bind(&globals)
             .map_err(|failure| engine.fail(expr.source(), failure))?;
         self.scope = Some((id, engine.rebuilds));
         Ok(id)
@@ -469,10 +439,10 @@ impl Bound<'_> {
 
 impl Drop for Bound<'_> {
     fn drop(&mut self) {
-        if let Some((id, generation)) = self.scope {
-            if generation == self.engine.rebuilds {
-                self.engine.vm.unbind(id);
-            }
+        if let Some((id, generation)) = self.scope
+            && generation == self.engine.rebuilds
+        {
+            self.engine.vm.unbind(id);
         }
     }
 }

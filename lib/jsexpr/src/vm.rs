@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
 use rquickjs::object::Property;
-use rquickjs::{Coerced, Context, Ctx, Function, Object, Runtime, Value};
+use rquickjs::{Array, Coerced, Context, Ctx, Function, Object, Runtime, Value};
 
 use crate::Limits;
 
@@ -106,30 +106,14 @@ type Slots<'js> = RefCell<HashMap<u64, Function<'js>>>;
 /// Bound scopes (see [`Vm::bind`]) by number, kept in the runtime for the same reason.
 type Scopes<'js> = RefCell<BTreeMap<u64, Object<'js>>>;
 
-/// The deep-freeze function of [`FREEZE`], kept out of reach of expressions.
+/// `Object.freeze`, taken before any expression runs (the global is frozen too, but this
+/// keeps bound inputs independent of what the global object offers).
 type Freezer<'js> = Option<Function<'js>>;
-
-/// Freezes a graph of plain data built by `JSON.parse` (no accessors, no cycles), so that
-/// evaluations sharing it cannot change what the next one sees. Objects already frozen are
-/// not walked again.
-const FREEZE: &str = r#"(function (root) {
-  'use strict';
-  var freeze = Object.freeze, isFrozen = Object.isFrozen, keys = Object.keys;
-  var stack = [root];
-  while (stack.length > 0) {
-    var o = stack.pop();
-    if (typeof o !== 'object' || o === null || isFrozen(o)) { continue; }
-    freeze(o);
-    var ks = keys(o);
-    for (var i = 0; i < ks.length; i++) { stack.push(o[ks[i]]); }
-  }
-  return root;
-})"#;
 
 /// Where an evaluation's variables come from.
 pub(crate) enum Globals<'a> {
-    /// Fresh, mutable copies of these JSON texts, for this evaluation only.
-    Fresh(&'a [(&'a str, &'a str)]),
+    /// Fresh, mutable copies of these values, for this evaluation only.
+    Fresh(&'a [(&'a str, &'a serde_json::Value)]),
     /// A scope made by [`Vm::bind`].
     Bound(u64),
 }
@@ -207,8 +191,8 @@ impl Vm {
                 .map_err(|_| "cannot store the expression table".to_owned())?;
             ctx.store_userdata::<Scopes<'_>>(RefCell::new(BTreeMap::new()))
                 .map_err(|_| "cannot store the scope table".to_owned())?;
-            let freeze = eval_function(&ctx, FREEZE, 0)
-                .map_err(|f| format!("cannot create the freeze helper: {f:?}"))?;
+            let freeze = eval_function(&ctx, "Object.freeze", 0)
+                .map_err(|f| format!("cannot find Object.freeze: {f:?}"))?;
             ctx.store_userdata::<Freezer<'_>>(Some(freeze))
                 .map_err(|_| "cannot store the freeze helper".to_owned())?;
             Ok(())
@@ -290,10 +274,10 @@ impl Vm {
         });
     }
 
-    /// Makes a scope holding `globals` (name, JSON text) for several evaluations: each text is
-    /// parsed once and the result deeply frozen, so the evaluations sharing it cannot change
-    /// what the next one sees. The scope lives until [`Vm::unbind`].
-    pub(crate) fn bind(&mut self, globals: &[(&str, &str)]) -> Result<u64, Failure> {
+    /// Makes a scope holding `globals` for several evaluations: each value is converted once
+    /// and frozen, object by object as it is built, so the evaluations sharing it cannot
+    /// change what the next one sees. The scope lives until [`Vm::unbind`].
+    pub(crate) fn bind(&mut self, globals: &[(&str, &serde_json::Value)]) -> Result<u64, Failure> {
         let id = self.next_slot;
         self.next_slot += 1;
         self.arm();
@@ -301,13 +285,8 @@ impl Vm {
             let freeze = ctx
                 .userdata::<Freezer<'_>>()
                 .and_then(|f| f.clone())
-                .ok_or_else(|| Failure::Thrown("freeze helper missing".to_owned()))?;
-            let scope = scope_object(&ctx, globals, |value| {
-                let value: Value<'_> = freeze.call((value,)).map_err(|e| js_failure(&ctx, e))?;
-                // Read-only and permanent, like everything below it.
-                Ok(Property::from(value).enumerable())
-            })?;
-            // Freezing the scope itself also makes it non-extensible.
+                .ok_or_else(|| Failure::Thrown("Object.freeze missing".to_owned()))?;
+            let scope = scope_object(&ctx, globals, Some(&freeze))?;
             let _: Value<'_> = freeze
                 .call((scope.clone(),))
                 .map_err(|e| js_failure(&ctx, e))?;
@@ -344,9 +323,7 @@ impl Vm {
                 .and_then(|slots| slots.borrow().get(&slot).cloned())
                 .ok_or_else(|| Failure::Thrown("compiled expression missing".to_owned()))?;
             let scope = match globals {
-                Globals::Fresh(globals) => {
-                    scope_object(&ctx, globals, |value| Ok(data_property(value)))?
-                }
+                Globals::Fresh(globals) => scope_object(&ctx, globals, None)?,
                 Globals::Bound(id) => ctx
                     .userdata::<Scopes<'_>>()
                     .and_then(|scopes| scopes.borrow().get(&id).cloned())
@@ -397,48 +374,78 @@ fn data_property<'js>(value: Value<'js>) -> Property<Value<'js>> {
 }
 
 /// A prototype-less object (so `with` cannot surface Object.prototype members such as
-/// `constructor` as if they were variables) with one property per global, each parsed from
-/// its JSON text by QuickJS's own `JSON.parse`: far cheaper than building the value through
-/// the API one property at a time, and it defines properties rather than assigning them (no
-/// setters on the frozen prototypes run, a `__proto__` key stays an own property).
+/// `constructor` as if they were variables) with one property per global. With `freeze`
+/// every object and array is frozen once built.
 fn scope_object<'js>(
     ctx: &Ctx<'js>,
-    globals: &[(&str, &str)],
-    property: impl Fn(Value<'js>) -> Result<Property<Value<'js>>, Failure>,
+    globals: &[(&str, &serde_json::Value)],
+    freeze: Option<&Function<'js>>,
 ) -> Result<Object<'js>, Failure> {
     let scope = Object::new(ctx.clone()).map_err(|e| js_failure(ctx, e))?;
     scope.set_prototype(None).map_err(|e| js_failure(ctx, e))?;
-    for (name, json) in globals {
-        let value = ctx
-            .json_parse(*json)
-            .map_err(|e| match js_failure(ctx, e) {
-                Failure::Thrown(m) => Failure::Input(format!("global `{name}`: {m}")),
-                other => other,
-            })?;
+    for (name, value) in globals {
+        let value = to_js(ctx, value, 0, freeze).map_err(|f| match f {
+            Failure::Input(m) => Failure::Input(format!("global `{name}`: {m}")),
+            other => other,
+        })?;
         scope
-            .prop(*name, property(value)?)
+            .prop(*name, data_property(value))
             .map_err(|e| js_failure(ctx, e))?;
     }
     Ok(scope)
 }
 
-/// The JSON text of a global, refused when nested deeper than [`MAX_INPUT_DEPTH`] (the
-/// serializer and QuickJS's parser both recurse).
-pub(crate) fn input_json(value: &serde_json::Value) -> Result<String, String> {
-    fn too_deep(value: &serde_json::Value, depth: usize) -> bool {
-        if depth > MAX_INPUT_DEPTH {
-            return true;
-        }
-        match value {
-            serde_json::Value::Array(items) => items.iter().any(|v| too_deep(v, depth + 1)),
-            serde_json::Value::Object(map) => map.values().any(|v| too_deep(v, depth + 1)),
-            _ => false,
-        }
+/// Properties are defined, not assigned: assignment would run setters on the (frozen)
+/// prototypes, silently drop keys such as `constructor` or `toString`, and turn a
+/// `__proto__` key into a prototype change.
+fn to_js<'js>(
+    ctx: &Ctx<'js>,
+    value: &serde_json::Value,
+    depth: usize,
+    freeze: Option<&Function<'js>>,
+) -> Result<Value<'js>, Failure> {
+    use serde_json::Value as J;
+    if depth > MAX_INPUT_DEPTH {
+        return Err(Failure::Input(format!(
+            "nested deeper than {MAX_INPUT_DEPTH} levels"
+        )));
     }
-    if too_deep(value, 0) {
-        return Err(format!("nested deeper than {MAX_INPUT_DEPTH} levels"));
+    let js = |e| js_failure(ctx, e);
+    let container = match value {
+        J::Null => return Ok(Value::new_null(ctx.clone())),
+        J::Bool(b) => return Ok(Value::new_bool(ctx.clone(), *b)),
+        J::Number(n) => {
+            return Ok(match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
+                Some(i) => Value::new_int(ctx.clone(), i),
+                None => Value::new_float(ctx.clone(), n.as_f64().unwrap_or(f64::NAN)),
+            });
+        }
+        J::String(s) => {
+            return Ok(rquickjs::String::from_str(ctx.clone(), s)
+                .map_err(js)?
+                .into_value());
+        }
+        J::Array(items) => {
+            let array = Array::new(ctx.clone()).map_err(js)?;
+            for (i, item) in items.iter().enumerate() {
+                let item = to_js(ctx, item, depth + 1, freeze)?;
+                array.set(i, item).map_err(js)?;
+            }
+            array.into_value()
+        }
+        J::Object(map) => {
+            let object = Object::new(ctx.clone()).map_err(js)?;
+            for (key, item) in map {
+                let item = to_js(ctx, item, depth + 1, freeze)?;
+                object.prop(key.as_str(), data_property(item)).map_err(js)?;
+            }
+            object.into_value()
+        }
+    };
+    match freeze {
+        Some(freeze) => freeze.call((container,)).map_err(js),
+        None => Ok(container),
     }
-    serde_json::to_string(value).map_err(|e| e.to_string())
 }
 
 /// Evaluates a wrapper script that must yield a function; `source_lines` is the number of

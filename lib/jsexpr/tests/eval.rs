@@ -514,7 +514,7 @@ fn engine_is_send_and_runs_on_another_thread() {
 fn bound_inputs_serve_several_expressions() {
     let mut engine = engine();
     let ev = event();
-    let mut bound = engine.bind(&[("event", &ev)]);
+    let mut bound = engine.bind(vec![("event".into(), ev.clone())]);
     for (source, want) in [
         ("event.check.occurrences == 180", true),
         (
@@ -546,7 +546,7 @@ fn bound_inputs_serve_several_expressions() {
 fn bound_inputs_are_read_only_for_every_evaluation() {
     let mut engine = engine();
     let ev = event();
-    let mut bound = engine.bind(&[("event", &ev)]);
+    let mut bound = engine.bind(vec![("event".into(), ev.clone())]);
     for source in [
         "(event.check.status = 0)",
         "(event.check.history.push({status: 0}))",
@@ -590,7 +590,7 @@ fn bound_inputs_keep_json_exactly() {
         "empty": {},
         "list": [null, true, 0],
     });
-    let mut bound = engine.bind(&[("value", &tricky)]);
+    let mut bound = engine.bind(vec![("value".into(), tricky.clone())]);
     let expr = bound.compile("value").unwrap();
     assert_eq!(bound.eval_json(&expr).unwrap(), Some(tricky.clone()));
     let expr = bound
@@ -606,7 +606,7 @@ fn errors_under_a_binding_name_the_expression() {
     for _ in 0..1000 {
         deep = json!([deep]);
     }
-    let mut bound = engine.bind(&[("deep", &deep)]);
+    let mut bound = engine.bind(vec![("deep".into(), deep)]);
     let expr = bound.compile("deep.length == 1").unwrap();
     match bound.eval_bool(&expr) {
         Err(Error::Input { expr, message }) => {
@@ -617,7 +617,7 @@ fn errors_under_a_binding_name_the_expression() {
     }
     drop(bound);
     let ev = event();
-    let mut bound = engine.bind(&[("event", &ev)]);
+    let mut bound = engine.bind(vec![("event".into(), ev.clone())]);
     let throws = bound.compile("event.nothing.here").unwrap();
     assert!(
         matches!(bound.eval_bool(&throws), Err(Error::Runtime { expr, .. }) if expr == "event.nothing.here")

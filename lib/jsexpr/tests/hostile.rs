@@ -250,7 +250,7 @@ fn no_host_access() {
 fn limits_hold_under_a_binding_and_the_binding_survives() {
     let mut engine = Engine::new(short_limits()).unwrap();
     let event = json!({"n": 1, "check": {"status": 2}});
-    let mut bound = engine.bind(&[("event", &event)]);
+    let mut bound = engine.bind(vec![("event".into(), event.clone())]);
     let ok = bound.compile("event.n == 1").unwrap();
     assert_eq!(bound.eval_bool(&ok), Ok(true));
 
@@ -272,7 +272,7 @@ fn limits_hold_under_a_binding_and_the_binding_survives() {
         ..Limits::default()
     })
     .unwrap();
-    let mut bound = engine.bind(&[("event", &event)]);
+    let mut bound = engine.bind(vec![("event".into(), event.clone())]);
     let ok = bound
         .compile("event.n == 1 && event.check.status == 2")
         .unwrap();

@@ -115,7 +115,7 @@ impl<'e> EventScope<'e> {
         if self.bound.is_none() {
             let engine = self.engine.take()?;
             let object = event_for_filters(self.event);
-            self.bound = Some(engine.bind(&[("event", &object)]));
+            self.bound = Some(engine.bind(vec![("event".to_owned(), object)]));
         }
         self.bound.as_mut()
     }
