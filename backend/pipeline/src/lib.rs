@@ -14,7 +14,8 @@
 //! - `mutator/`: `json`, `only_check_output`, `pipe`, `javascript`;
 //! - `handler/`: `pipe`, `tcp`, `udp`;
 //! - `exec`: the `sh -c` executor (own process group, killed as a group on timeout);
-//! - `runner`: the bounded worker pool and its [`Counters`];
+//! - `runner`: the bounded worker pool, its filter threads ([`FilterPool`]) and its
+//!   [`Counters`].
 //! - `assets`: build selection by filters (for agents' check requests and for the backend
 //!   itself) and the runtime assets of pipe handlers and mutators ([`PipelineAssets`]).
 //!
@@ -31,7 +32,7 @@ pub mod runner;
 
 pub use assets::PipelineAssets;
 pub use resolve::{Catalog, ResolvedPipeline, Workflow, expand_handlers, legacy_pipeline, resolve};
-pub use runner::{Counters, Runner, RunnerConfig};
+pub use runner::{Counters, FilterPool, Runner, RunnerConfig};
 
 /// Sensu's default handler/mutator socket timeout and what `timeout: 0` means for sockets.
 pub const DEFAULT_SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

@@ -2,21 +2,20 @@
 //! tasks. [`Runner::submit`] never waits: with the queue full the event is dropped and
 //! counted, so event processing is never held up by slow handlers.
 //!
-//! A worker takes one event: resolves its pipelines, evaluates every workflow's filters on a
-//! blocking thread (JavaScript), then runs each pipeline's workflows in order: mutator, then
+//! A worker takes one event: resolves its pipelines, evaluates every workflow's filters in one
+//! job on a [`FilterPool`] thread (JavaScript; built-ins alone stay on the worker), then runs each pipeline's workflows in order: mutator, then
 //! handler. A mutator or handler error stops the rest of that pipeline (sensu-compat 3.4);
 //! other pipelines go on. A pipe handler's exit status or timeout is not an error.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsexpr::{Engine, Limits};
 use proto_spec::v2::Event;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::assets::PipelineAssets;
-use crate::filter::FilterSet;
+use crate::filter::{EventScope, FilterSet};
 use crate::resolve::{Catalog, ResolvedPipeline, resolve};
 use crate::{handler, mutator};
 
@@ -101,15 +100,28 @@ impl Runner {
         let (tx, rx) = mpsc::channel::<Job>(config.buffer_size.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let counters = Arc::new(Counters::default());
+        let filters = FilterPool::start(
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(config.workers.max(1)),
+        );
         for _ in 0..config.workers.max(1) {
             let rx = rx.clone();
             let counters = counters.clone();
             let assets = assets.clone();
+            let filters = filters.clone();
             tokio::spawn(async move {
                 loop {
                     let job = rx.lock().await.recv().await;
                     let Some(job) = job else { break };
-                    process(&job.event, &job.catalog, &counters, assets.as_deref()).await;
+                    process(
+                        &job.event,
+                        &job.catalog,
+                        &counters,
+                        &filters,
+                        assets.as_deref(),
+                    )
+                    .await;
                 }
             });
         }
@@ -134,70 +146,155 @@ impl Runner {
     }
 }
 
-thread_local! {
-    static FILTER_ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+/// Per pipeline, per workflow: `Some(filter name)` for a workflow a filter stopped.
+type Verdicts = Vec<Vec<Option<String>>>;
+
+struct FilterJob {
+    event: Arc<Event>,
+    catalog: Arc<Catalog>,
+    pipelines: Vec<ResolvedPipeline>,
+    counters: Arc<Counters>,
+    reply: oneshot::Sender<(Vec<ResolvedPipeline>, Verdicts)>,
 }
 
-/// Which workflows (per pipeline) the filters stop: `Some(filter name)` for a stopped one.
+/// The threads that run JavaScript filters, off the async workers (an expression may run for
+/// its whole time limit). Each thread keeps one [`Engine`] for its lifetime, so expressions
+/// stay compiled, and takes every workflow of an event in one job; with events waiting, a
+/// thread goes from one job to the next without sleeping. In-flight jobs are bounded by the
+/// runner's workers (each waits for its reply). The threads end when every handle is gone.
+#[derive(Clone)]
+pub struct FilterPool {
+    tx: std::sync::mpsc::Sender<FilterJob>,
+}
+
+impl FilterPool {
+    /// Start `threads` filter threads (at least one); their engines are made on first use.
+    pub fn start(threads: usize) -> FilterPool {
+        let (tx, rx) = std::sync::mpsc::channel::<FilterJob>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("pipeline-filters-{i}"))
+                .spawn(move || filter_thread(&rx));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "Cannot start a pipeline filter thread");
+            }
+        }
+        FilterPool { tx }
+    }
+
+    /// One filter thread per core the process may run on.
+    pub fn per_core() -> FilterPool {
+        FilterPool::start(std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    async fn evaluate(
+        &self,
+        event: &Arc<Event>,
+        catalog: &Arc<Catalog>,
+        pipelines: Vec<ResolvedPipeline>,
+        counters: &Arc<Counters>,
+    ) -> Option<(Vec<ResolvedPipeline>, Verdicts)> {
+        let (reply, verdicts) = oneshot::channel();
+        let job = FilterJob {
+            event: event.clone(),
+            catalog: catalog.clone(),
+            pipelines,
+            counters: counters.clone(),
+            reply,
+        };
+        if self.tx.send(job).is_err() {
+            tracing::error!("No pipeline filter thread is running; event not handled");
+            return None;
+        }
+        match verdicts.await {
+            Ok(v) => Some(v),
+            Err(_) => {
+                tracing::error!("Filter evaluation panicked; event not handled");
+                None
+            }
+        }
+    }
+}
+
+fn filter_thread(rx: &std::sync::Mutex<std::sync::mpsc::Receiver<FilterJob>>) {
+    let mut engine: Option<Engine> = None;
+    loop {
+        // The lock is only held while waiting; a poisoned one still guards a sound receiver.
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(job) = job else { return };
+        if engine.is_none() {
+            match Engine::new(Limits::default()) {
+                Ok(e) => engine = Some(e),
+                Err(e) => tracing::error!(error = %e, "Cannot start the filter JavaScript engine"),
+            }
+        }
+        let FilterJob {
+            event,
+            catalog,
+            pipelines,
+            counters,
+            reply,
+        } = job;
+        let run = std::panic::AssertUnwindSafe(|| {
+            evaluate_filters(&event, &catalog, &pipelines, &counters, engine.as_mut())
+        });
+        match std::panic::catch_unwind(run) {
+            Ok(verdicts) => {
+                let _ = reply.send((pipelines, verdicts));
+            }
+            // Dropping the reply tells the worker; the engine may be mid-way through
+            // something, so the next job gets a new one.
+            Err(_) => engine = None,
+        }
+    }
+}
+
+/// Which workflows (per pipeline) the filters stop, all workflows of the event against one
+/// [`EventScope`]. With `engine` `None` only the built-ins can run (stored filters count as
+/// erroring and are skipped).
 fn evaluate_filters(
     event: &Event,
     catalog: &Catalog,
     pipelines: &[ResolvedPipeline],
     counters: &Counters,
-) -> Vec<Vec<Option<String>>> {
-    FILTER_ENGINE.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            match Engine::new(Limits::default()) {
-                Ok(e) => *cell = Some(e),
-                Err(e) => tracing::error!(error = %e, "Cannot start the filter JavaScript engine"),
-            }
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let lookup = |name: &str| catalog.filters.get(name);
-        let mut event_json = None;
-        pipelines
-            .iter()
-            .map(|p| {
-                p.workflows
-                    .iter()
-                    .map(|w| {
-                        let set = FilterSet {
-                            names: &w.filters,
-                            lookup: &lookup,
-                        };
-                        match cell.as_mut() {
-                            Some(engine) => set.filtered(
-                                engine,
-                                event,
-                                &mut event_json,
-                                now,
-                                &counters.filter_errors,
-                            ),
-                            // Without an engine only the built-ins can run: the stored
-                            // filters count as erroring and are skipped, as Sensu skips
-                            // failing expressions.
-                            None => w
-                                .filters
-                                .iter()
-                                .find(|n| crate::filter::builtin_passes(n, event) == Some(false))
-                                .cloned(),
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
-    })
+    engine: Option<&mut Engine>,
+) -> Verdicts {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let lookup = |name: &str| catalog.filters.get(name);
+    let mut scope = EventScope::new(event, engine);
+    pipelines
+        .iter()
+        .map(|p| {
+            p.workflows
+                .iter()
+                .map(|w| {
+                    let set = FilterSet {
+                        names: &w.filters,
+                        lookup: &lookup,
+                    };
+                    set.filtered(&mut scope, now, &counters.filter_errors)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Run every pipeline of `event` to completion (what a worker does with one event).
+/// JavaScript filters run on `filters`; an event whose workflows have only built-in filters
+/// (or none) does not leave the worker.
 pub async fn process(
     event: &Arc<Event>,
     catalog: &Arc<Catalog>,
     counters: &Arc<Counters>,
+    filters: &FilterPool,
     assets: Option<&PipelineAssets>,
 ) {
     inc(&counters.events_handled);
@@ -205,20 +302,22 @@ pub async fn process(
     if pipelines.iter().all(|p| p.workflows.is_empty()) {
         return;
     }
-    let verdicts = {
-        let (event, catalog, counters) = (event.clone(), catalog.clone(), counters.clone());
-        let pipelines = pipelines.clone();
-        match tokio::task::spawn_blocking(move || {
-            evaluate_filters(&event, &catalog, &pipelines, &counters)
-        })
-        .await
-        {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(error = %e, "Filter evaluation panicked; event not handled");
-                return;
-            }
+    let lookup = |name: &str| catalog.filters.get(name);
+    let needs_engine = pipelines.iter().flat_map(|p| &p.workflows).any(|w| {
+        FilterSet {
+            names: &w.filters,
+            lookup: &lookup,
         }
+        .needs_engine()
+    });
+    let (pipelines, verdicts) = if needs_engine {
+        match filters.evaluate(event, catalog, pipelines, counters).await {
+            Some(done) => done,
+            None => return,
+        }
+    } else {
+        let verdicts = evaluate_filters(event, catalog, &pipelines, counters, None);
+        (pipelines, verdicts)
     };
     for (p, verdicts) in pipelines.iter().zip(verdicts) {
         for (w, filtered) in p.workflows.iter().zip(verdicts) {
@@ -407,6 +506,95 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "status 2\n");
         assert_eq!(counters.workflows_filtered.load(Ordering::Relaxed), 1);
+    }
+
+    fn js_filter(name: &str, action: &str, expressions: &[&str]) -> proto_spec::v2::EventFilter {
+        proto_spec::v2::EventFilter {
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: "default".into(),
+                ..Default::default()
+            },
+            action: action.into(),
+            expressions: Some(expressions.iter().map(|e| e.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
+    fn occurrence(status: u32, occurrences: i64, handlers: &[&str]) -> Arc<Event> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "entity": {"metadata": {"name": "e", "namespace": "default",
+                                        "labels": {"env": "prod"}}},
+                "check": {"metadata": {"name": "c", "namespace": "default"}, "status": status,
+                          "output": format!("occurrence {occurrences}"), "interval": 60,
+                          "occurrences": occurrences, "handlers": handlers},
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// Every JavaScript filter of an event's workflows runs in one job on a filter thread; a
+    /// hostile expression is stopped at its time limit, counted and skipped, and the thread
+    /// (and its engine) goes on serving the next events.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn javascript_filters_run_on_the_filter_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut first = file_handler("a-first", &out);
+        first.filters = Some(vec![
+            "is_incident".into(),
+            "hostile".into(),
+            "repeats".into(),
+            "not-dev".into(),
+        ]);
+        first.mutator = "only_check_output".into();
+        let mut second = file_handler("b-second", &out);
+        second.mutator = "only_check_output".into();
+        second.filters = Some(vec!["throws".into(), "repeats".into()]);
+        let mut catalog = Catalog::with_handlers([first, second]);
+        for f in [
+            js_filter("hostile", "allow", &["(function () { while (true) {} }())"]),
+            js_filter(
+                "repeats",
+                "allow",
+                &[
+                    "event.check.occurrences == 1 || event.check.occurrences % (1800 / event.check.interval) == 0",
+                ],
+            ),
+            js_filter("not-dev", "deny", &["event.entity.labels.env == 'dev'"]),
+            js_filter("throws", "allow", &["event.no.such.thing"]),
+        ] {
+            catalog.filters.insert(f.metadata.name.clone(), f);
+        }
+        let catalog = Arc::new(catalog);
+        let counters = Arc::new(Counters::default());
+        let filters = FilterPool::start(1);
+        let started = std::time::Instant::now();
+        for occurrences in [1, 2, 30] {
+            let event = occurrence(2, occurrences, &["a-first", "b-second"]);
+            process(&event, &catalog, &counters, &filters, None).await;
+        }
+        // Three events through the hostile filter's 100 ms limit, not stuck in it.
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let got = std::fs::read_to_string(&out).unwrap();
+        let mut lines: Vec<&str> = got.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(
+            lines,
+            [
+                "occurrence 1",
+                "occurrence 1",
+                "occurrence 30",
+                "occurrence 30"
+            ]
+        );
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        // Per event: the hostile expression in the first workflow, the throwing one in the
+        // second.
+        assert_eq!(c(&counters.filter_errors), 6);
+        assert_eq!(c(&counters.workflows_filtered), 2);
+        assert_eq!(c(&counters.handler_executions), 4);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,10 @@
 //!   engine is created, so no new globals, no prototype pollution, no redefined helpers.
 //!   Assigning `toString`, `valueOf`, `constructor` and similar members on one's own objects
 //!   still works (they are accessors that define an own property instead).
+//! * [`Engine::bind`] binds globals once for several evaluations (all filter expressions of
+//!   one event): they are converted once, and every object is frozen, so those
+//!   evaluations share read-only inputs (an assignment to them is ignored) and still cannot
+//!   influence each other.
 //! * Helpers, all UTC, taking Unix seconds (truncated to an integer; non-numbers count as 0,
 //!   as Sensu's Go helpers do): `seconds_since(ts)`, `second(ts)`, `minute(ts)`, `hour(ts)`,
 //!   `weekday(ts)` (0 = Sunday).
@@ -72,7 +76,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vm::{Failure, Vm};
+use vm::{Failure, Globals, Vm};
 
 /// Compiled expressions kept per engine; beyond this the least recently used is dropped
 /// (and recompiled if it is used again).
@@ -258,6 +262,22 @@ impl Engine {
         self.cache.len()
     }
 
+    /// Binds `globals` once for any number of evaluations, e.g. every filter expression of
+    /// one event: the inputs are converted into JavaScript once instead of once per
+    /// evaluation. The bound values are shared by those evaluations and therefore deeply
+    /// frozen: assigning to them is ignored (sloppy mode), so one expression cannot change
+    /// what the next one sees. Use [`Engine::eval_bool`] for inputs an expression may modify.
+    ///
+    /// Conversion happens on the first evaluation, and its errors ([`Error::Input`], a limit)
+    /// are reported by that evaluation, naming its expression (and again by the next ones).
+    pub fn bind(&mut self, globals: Vec<(String, serde_json::Value)>) -> Bound<'_> {
+        Bound {
+            engine: self,
+            globals,
+            scope: None,
+        }
+    }
+
     fn run<T>(
         &mut self,
         expr: &Expr,
@@ -265,7 +285,7 @@ impl Engine {
         output: impl for<'js> FnOnce(&rquickjs::Ctx<'js>, rquickjs::Value<'js>) -> Result<T, Failure>,
     ) -> Result<T, Error> {
         let slot = self.slot(expr)?;
-        let result = self.vm.run(slot, globals, output);
+        let result = self.vm.run(slot, Globals::Fresh(globals), output);
         result.map_err(|failure| self.fail(expr.source(), failure))
     }
 
@@ -348,6 +368,81 @@ impl Engine {
             self.cache.clear();
             self.vm = vm;
             self.rebuilds += 1;
+        }
+    }
+}
+
+/// Inputs bound to an [`Engine`] by [`Engine::bind`] for several evaluations; released
+/// when dropped.
+pub struct Bound<'e> {
+    engine: &'e mut Engine,
+    globals: Vec<(String, serde_json::Value)>,
+    /// The scope in the VM and the engine's rebuild count when it was made: a rebuild (after
+    /// running out of memory) drops every scope, and the next evaluation binds again.
+    scope: Option<(u64, u64)>,
+}
+
+impl std::fmt::Debug for Bound<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("bound", &self.scope.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bound<'_> {
+    /// [`Engine::compile`] on the engine these inputs are bound to.
+    pub fn compile(&mut self, source: &str) -> Result<Expr, Error> {
+        self.engine.compile(source)
+    }
+
+    /// [`Engine::eval_bool`] against the bound inputs.
+    pub fn eval_bool(&mut self, expr: &Expr) -> Result<bool, Error> {
+        self.run(expr, vm::truthy)
+    }
+
+    /// [`Engine::eval_json`] against the bound inputs.
+    pub fn eval_json(&mut self, expr: &Expr) -> Result<Option<serde_json::Value>, Error> {
+        self.run(expr, vm::to_json)
+    }
+
+    fn run<T>(
+        &mut self,
+        expr: &Expr,
+        output: impl for<'js> FnOnce(&rquickjs::Ctx<'js>, rquickjs::Value<'js>) -> Result<T, Failure>,
+    ) -> Result<T, Error> {
+        let slot = self.engine.slot(expr)?;
+        let scope = self.scope(expr)?;
+        let result = self.engine.vm.run(slot, Globals::Bound(scope), output);
+        result.map_err(|failure| self.engine.fail(expr.source(), failure))
+    }
+
+    /// The bound scope, made (again) if there is none in the current VM.
+    fn scope(&mut self, expr: &Expr) -> Result<u64, Error> {
+        let engine = &mut *self.engine;
+        if let Some((id, generation)) = self.scope
+            && generation == engine.rebuilds
+        {
+            return Ok(id);
+        }
+        self.scope = None;
+        let globals: Vec<(&str, &serde_json::Value)> =
+            self.globals.iter().map(|(n, v)| (n.as_str(), v)).collect();
+        let id = engine
+            .vm
+            .bind(&globals)
+            .map_err(|failure| engine.fail(expr.source(), failure))?;
+        self.scope = Some((id, engine.rebuilds));
+        Ok(id)
+    }
+}
+
+impl Drop for Bound<'_> {
+    fn drop(&mut self) {
+        if let Some((id, generation)) = self.scope
+            && generation == self.engine.rebuilds
+        {
+            self.engine.vm.unbind(id);
         }
     }
 }

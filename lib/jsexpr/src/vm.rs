@@ -5,7 +5,7 @@
 //! handles held by Rust) because `Persistent` is not `Send`, and the engine must be.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -103,6 +103,21 @@ const PRELUDE: &str = r#"(function (g) {
 /// QuickJS tears the runtime down.
 type Slots<'js> = RefCell<HashMap<u64, Function<'js>>>;
 
+/// Bound scopes (see [`Vm::bind`]) by number, kept in the runtime for the same reason.
+type Scopes<'js> = RefCell<BTreeMap<u64, Object<'js>>>;
+
+/// `Object.freeze`, taken before any expression runs (the global is frozen too, but this
+/// keeps bound inputs independent of what the global object offers).
+type Freezer<'js> = Option<Function<'js>>;
+
+/// Where an evaluation's variables come from.
+pub(crate) enum Globals<'a> {
+    /// Fresh, mutable copies of these values, for this evaluation only.
+    Fresh(&'a [(&'a str, &'a serde_json::Value)]),
+    /// A scope made by [`Vm::bind`].
+    Bound(u64),
+}
+
 /// Shared with the interrupt handler, which QuickJS calls every few thousand bytecodes.
 struct Deadline {
     epoch: Instant,
@@ -174,6 +189,12 @@ impl Vm {
             })?;
             ctx.store_userdata::<Slots<'_>>(RefCell::new(HashMap::new()))
                 .map_err(|_| "cannot store the expression table".to_owned())?;
+            ctx.store_userdata::<Scopes<'_>>(RefCell::new(BTreeMap::new()))
+                .map_err(|_| "cannot store the scope table".to_owned())?;
+            let freeze = eval_function(&ctx, "Object.freeze", 0)
+                .map_err(|f| format!("cannot find Object.freeze: {f:?}"))?;
+            ctx.store_userdata::<Freezer<'_>>(Some(freeze))
+                .map_err(|_| "cannot store the freeze helper".to_owned())?;
             Ok(())
         })?;
         vm.rebase_memory_limit();
@@ -253,12 +274,46 @@ impl Vm {
         });
     }
 
-    /// Binds `globals`, runs the slot's function and hands its result to `output` while
-    /// the deadline still applies (converting a result may run `toJSON` or `toString`).
+    /// Makes a scope holding `globals` for several evaluations: each value is converted once
+    /// and frozen, object by object as it is built, so the evaluations sharing it cannot
+    /// change what the next one sees. The scope lives until [`Vm::unbind`].
+    pub(crate) fn bind(&mut self, globals: &[(&str, &serde_json::Value)]) -> Result<u64, Failure> {
+        let id = self.next_slot;
+        self.next_slot += 1;
+        self.arm();
+        let result = self.ctx.with(|ctx| {
+            let freeze = ctx
+                .userdata::<Freezer<'_>>()
+                .and_then(|f| f.clone())
+                .ok_or_else(|| Failure::Thrown("Object.freeze missing".to_owned()))?;
+            let scope = scope_object(&ctx, globals, Some(&freeze))?;
+            let _: Value<'_> = freeze
+                .call((scope.clone(),))
+                .map_err(|e| js_failure(&ctx, e))?;
+            let scopes = ctx
+                .userdata::<Scopes<'_>>()
+                .ok_or_else(|| Failure::Thrown("scope table missing".to_owned()))?;
+            scopes.borrow_mut().insert(id, scope);
+            Ok(id)
+        });
+        self.disarm();
+        result.map_err(|f| self.timeout_wins(f))
+    }
+
+    pub(crate) fn unbind(&mut self, id: u64) {
+        self.ctx.with(|ctx| {
+            if let Some(scopes) = ctx.userdata::<Scopes<'_>>() {
+                scopes.borrow_mut().remove(&id);
+            }
+        });
+    }
+
+    /// Runs the slot's function with `globals` in scope and hands its result to `output`
+    /// while the deadline still applies (converting a result may run `toJSON` or `toString`).
     pub(crate) fn run<T>(
         &mut self,
         slot: u64,
-        globals: &[(&str, &serde_json::Value)],
+        globals: Globals<'_>,
         output: impl for<'js> FnOnce(&Ctx<'js>, Value<'js>) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         self.arm();
@@ -267,19 +322,13 @@ impl Vm {
                 .userdata::<Slots<'_>>()
                 .and_then(|slots| slots.borrow().get(&slot).cloned())
                 .ok_or_else(|| Failure::Thrown("compiled expression missing".to_owned()))?;
-            // A prototype-less scope object, so `with` cannot surface Object.prototype
-            // members (`constructor`, `toString`) as if they were variables.
-            let scope = Object::new(ctx.clone()).map_err(|e| js_failure(&ctx, e))?;
-            scope.set_prototype(None).map_err(|e| js_failure(&ctx, e))?;
-            for (name, value) in globals {
-                let value = to_js(&ctx, value, 0).map_err(|f| match f {
-                    Failure::Input(m) => Failure::Input(format!("global `{name}`: {m}")),
-                    other => other,
-                })?;
-                scope
-                    .prop(*name, data_property(value))
-                    .map_err(|e| js_failure(&ctx, e))?;
-            }
+            let scope = match globals {
+                Globals::Fresh(globals) => scope_object(&ctx, globals, None)?,
+                Globals::Bound(id) => ctx
+                    .userdata::<Scopes<'_>>()
+                    .and_then(|scopes| scopes.borrow().get(&id).cloned())
+                    .ok_or_else(|| Failure::Thrown("bound scope missing".to_owned()))?,
+            };
             let value: Value<'_> = func.call((scope,)).map_err(|e| js_failure(&ctx, e))?;
             output(&ctx, value)
         });
@@ -324,6 +373,28 @@ fn data_property<'js>(value: Value<'js>) -> Property<Value<'js>> {
     Property::from(value).writable().enumerable().configurable()
 }
 
+/// A prototype-less object (so `with` cannot surface Object.prototype members such as
+/// `constructor` as if they were variables) with one property per global. With `freeze`
+/// every object and array is frozen once built.
+fn scope_object<'js>(
+    ctx: &Ctx<'js>,
+    globals: &[(&str, &serde_json::Value)],
+    freeze: Option<&Function<'js>>,
+) -> Result<Object<'js>, Failure> {
+    let scope = Object::new(ctx.clone()).map_err(|e| js_failure(ctx, e))?;
+    scope.set_prototype(None).map_err(|e| js_failure(ctx, e))?;
+    for (name, value) in globals {
+        let value = to_js(ctx, value, 0, freeze).map_err(|f| match f {
+            Failure::Input(m) => Failure::Input(format!("global `{name}`: {m}")),
+            other => other,
+        })?;
+        scope
+            .prop(*name, data_property(value))
+            .map_err(|e| js_failure(ctx, e))?;
+    }
+    Ok(scope)
+}
+
 /// Properties are defined, not assigned: assignment would run setters on the (frozen)
 /// prototypes, silently drop keys such as `constructor` or `toString`, and turn a
 /// `__proto__` key into a prototype change.
@@ -331,6 +402,7 @@ fn to_js<'js>(
     ctx: &Ctx<'js>,
     value: &serde_json::Value,
     depth: usize,
+    freeze: Option<&Function<'js>>,
 ) -> Result<Value<'js>, Failure> {
     use serde_json::Value as J;
     if depth > MAX_INPUT_DEPTH {
@@ -339,20 +411,24 @@ fn to_js<'js>(
         )));
     }
     let js = |e| js_failure(ctx, e);
-    Ok(match value {
-        J::Null => Value::new_null(ctx.clone()),
-        J::Bool(b) => Value::new_bool(ctx.clone(), *b),
-        J::Number(n) => match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
-            Some(i) => Value::new_int(ctx.clone(), i),
-            None => Value::new_float(ctx.clone(), n.as_f64().unwrap_or(f64::NAN)),
-        },
-        J::String(s) => rquickjs::String::from_str(ctx.clone(), s)
-            .map_err(js)?
-            .into_value(),
+    let container = match value {
+        J::Null => return Ok(Value::new_null(ctx.clone())),
+        J::Bool(b) => return Ok(Value::new_bool(ctx.clone(), *b)),
+        J::Number(n) => {
+            return Ok(match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
+                Some(i) => Value::new_int(ctx.clone(), i),
+                None => Value::new_float(ctx.clone(), n.as_f64().unwrap_or(f64::NAN)),
+            });
+        }
+        J::String(s) => {
+            return Ok(rquickjs::String::from_str(ctx.clone(), s)
+                .map_err(js)?
+                .into_value());
+        }
         J::Array(items) => {
             let array = Array::new(ctx.clone()).map_err(js)?;
             for (i, item) in items.iter().enumerate() {
-                let item = to_js(ctx, item, depth + 1)?;
+                let item = to_js(ctx, item, depth + 1, freeze)?;
                 array.set(i, item).map_err(js)?;
             }
             array.into_value()
@@ -360,12 +436,16 @@ fn to_js<'js>(
         J::Object(map) => {
             let object = Object::new(ctx.clone()).map_err(js)?;
             for (key, item) in map {
-                let item = to_js(ctx, item, depth + 1)?;
+                let item = to_js(ctx, item, depth + 1, freeze)?;
                 object.prop(key.as_str(), data_property(item)).map_err(js)?;
             }
             object.into_value()
         }
-    })
+    };
+    match freeze {
+        Some(freeze) => freeze.call((container,)).map_err(js),
+        None => Ok(container),
+    }
 }
 
 /// Evaluates a wrapper script that must yield a function; `source_lines` is the number of

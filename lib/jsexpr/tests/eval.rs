@@ -509,3 +509,119 @@ fn engine_is_send_and_runs_on_another_thread() {
     let handle = std::thread::spawn(move || engine.eval_bool(&expr, &[("entity", &entity())]));
     assert_eq!(handle.join().unwrap(), Ok(true));
 }
+
+#[test]
+fn bound_inputs_serve_several_expressions() {
+    let mut engine = engine();
+    let ev = event();
+    let mut bound = engine.bind(vec![("event".into(), ev.clone())]);
+    for (source, want) in [
+        ("event.check.occurrences == 180", true),
+        (
+            "event.check.occurrences % (1800 / event.check.interval) == 0",
+            true,
+        ),
+        ("event.entity.labels.environment == 'production'", true),
+        ("event.check.history[0].status == 2", false),
+        ("typeof entity == 'undefined'", true),
+    ] {
+        let expr = bound.compile(source).unwrap();
+        assert_eq!(bound.eval_bool(&expr), Ok(want), "{source}");
+    }
+    let expr = bound.compile("event.check.labels").unwrap();
+    assert_eq!(
+        bound.eval_json(&expr).unwrap(),
+        Some(json!({"region": "us-west-1"}))
+    );
+    drop(bound);
+    // Unbound evaluations on the same engine still see their own globals only.
+    let expr = engine.compile("typeof event").unwrap();
+    assert_eq!(
+        engine.eval_json(&expr, &[]).unwrap(),
+        Some(json!("undefined"))
+    );
+}
+
+#[test]
+fn bound_inputs_are_read_only_for_every_evaluation() {
+    let mut engine = engine();
+    let ev = event();
+    let mut bound = engine.bind(vec![("event".into(), ev.clone())]);
+    for source in [
+        "(event.check.status = 0)",
+        "(event.check.history.push({status: 0}))",
+        "(event.check.history[1].status = 0)",
+        "delete event.check",
+        "(event.added = 1)",
+        "(event = null)",
+        "(Object.setPrototypeOf(event.entity, {polluted: 1}))",
+    ] {
+        let expr = bound.compile(source).unwrap();
+        let _ = bound.eval_bool(&expr);
+    }
+    for source in [
+        "event.check.status == 2",
+        "event.check.history.length == 2 && event.check.history[1].status == 2",
+        "event.added === undefined && event.entity.polluted === undefined",
+        // Within one expression, too, an assignment does not stick (sloppy mode ignores it).
+        "(event.check.status = 7, event.check.status == 2)",
+        "Object.isFrozen(event) && Object.isFrozen(event.check.history[0])",
+    ] {
+        let expr = bound.compile(source).unwrap();
+        assert_eq!(bound.eval_bool(&expr), Ok(true), "{source}");
+    }
+    drop(bound);
+    // An unbound evaluation gets its own mutable copy, as before.
+    let expr = engine
+        .compile("(event.check.status = 0, event.check.status == 0)")
+        .unwrap();
+    assert_eq!(engine.eval_bool(&expr, &[("event", &ev)]), Ok(true));
+}
+
+#[test]
+fn bound_inputs_keep_json_exactly() {
+    let mut engine = engine();
+    let tricky = json!({
+        "constructor": "c",
+        "__proto__": {"polluted": true},
+        "neg": -2147483649i64,
+        "float": 1.5,
+        "unicode": "é ☃ 😀 \"quoted\" \\ \n",
+        "empty": {},
+        "list": [null, true, 0],
+    });
+    let mut bound = engine.bind(vec![("value".into(), tricky.clone())]);
+    let expr = bound.compile("value").unwrap();
+    assert_eq!(bound.eval_json(&expr).unwrap(), Some(tricky.clone()));
+    let expr = bound
+        .compile("value.polluted === undefined && value.constructor === 'c'")
+        .unwrap();
+    assert_eq!(bound.eval_bool(&expr), Ok(true));
+}
+
+#[test]
+fn errors_under_a_binding_name_the_expression() {
+    let mut engine = engine();
+    let mut deep = json!(1);
+    for _ in 0..1000 {
+        deep = json!([deep]);
+    }
+    let mut bound = engine.bind(vec![("deep".into(), deep)]);
+    let expr = bound.compile("deep.length == 1").unwrap();
+    match bound.eval_bool(&expr) {
+        Err(Error::Input { expr, message }) => {
+            assert_eq!(expr, "deep.length == 1");
+            assert!(message.contains("global `deep`"), "{message}");
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    }
+    drop(bound);
+    let ev = event();
+    let mut bound = engine.bind(vec![("event".into(), ev.clone())]);
+    let throws = bound.compile("event.nothing.here").unwrap();
+    assert!(
+        matches!(bound.eval_bool(&throws), Err(Error::Runtime { expr, .. }) if expr == "event.nothing.here")
+    );
+    let fine = bound.compile("event.check.status == 2").unwrap();
+    assert_eq!(bound.eval_bool(&fine), Ok(true));
+}

@@ -245,3 +245,45 @@ fn no_host_access() {
     let expr = engine.compile("import('os')").unwrap();
     let _ = engine.eval_bool(&expr, &[]);
 }
+
+#[test]
+fn limits_hold_under_a_binding_and_the_binding_survives() {
+    let mut engine = Engine::new(short_limits()).unwrap();
+    let event = json!({"n": 1, "check": {"status": 2}});
+    let mut bound = engine.bind(vec![("event".into(), event.clone())]);
+    let ok = bound.compile("event.n == 1").unwrap();
+    assert_eq!(bound.eval_bool(&ok), Ok(true));
+
+    let spin = bound
+        .compile("(function () { while (true) {} }())")
+        .unwrap();
+    let started = Instant::now();
+    assert!(matches!(bound.eval_bool(&spin), Err(e) if is_timeout(&e)));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(bound.eval_bool(&ok), Ok(true), "after the timeout");
+
+    drop(bound);
+
+    // Running out of memory rebuilds the runtime, which drops the bound scope: the next
+    // evaluation binds the inputs again. (A generous time limit, so memory runs out first.)
+    let mut engine = Engine::new(Limits {
+        time: Duration::from_secs(5),
+        memory_bytes: 2 << 20,
+        ..Limits::default()
+    })
+    .unwrap();
+    let mut bound = engine.bind(vec![("event".into(), event.clone())]);
+    let ok = bound
+        .compile("event.n == 1 && event.check.status == 2")
+        .unwrap();
+    assert_eq!(bound.eval_bool(&ok), Ok(true));
+    let hog = bound.compile("'x'.repeat(64 << 20)").unwrap();
+    assert!(matches!(bound.eval_bool(&hog), Err(e) if is_oom(&e)));
+    assert_eq!(
+        bound.eval_bool(&ok),
+        Ok(true),
+        "after running out of memory"
+    );
+    drop(bound);
+    assert_eq!(engine.rebuild_count(), 1);
+}

@@ -1,23 +1,27 @@
 //! Filters (sensu-compat 3.1, 3.2): the built-ins and stored JavaScript [`EventFilter`]s.
 //!
-//! Evaluation is synchronous and CPU-bound: the runner calls [`FilterSet::filtered`] on a
-//! blocking thread, with that thread's own [`jsexpr::Engine`].
+//! Evaluation is synchronous and CPU-bound: the runner calls [`FilterSet::filtered`] on one
+//! of its filter threads, each with its own [`jsexpr::Engine`], for every workflow of an event
+//! in one go (one [`EventScope`]).
 
 mod event_json;
 pub mod when;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use jsexpr::Engine;
+use jsexpr::{Bound, Engine};
 use proto_spec::v2::filter::{FILTER_ACTION_ALLOW, FILTER_ACTION_DENY};
 use proto_spec::v2::{Event, EventFilter};
-use serde_json::Value;
 
 pub use event_json::{event_for_filters, is_incident, is_resolution, is_silenced};
 
 pub const IS_INCIDENT: &str = "is_incident";
 pub const NOT_SILENCED: &str = "not_silenced";
 pub const HAS_METRICS: &str = "has_metrics";
+
+pub fn is_builtin(name: &str) -> bool {
+    matches!(name, IS_INCIDENT | NOT_SILENCED | HAS_METRICS)
+}
 
 /// Whether the built-in filter `name` lets `event` through; `None` if `name` is no built-in.
 pub fn builtin_passes(name: &str, event: &Event) -> Option<bool> {
@@ -43,8 +47,8 @@ pub struct Verdict {
 /// allow filters the event at the first false expression, deny lets it through at the first
 /// false one; when every (non-erroring) expression held, allow passes and deny filters.
 ///
-/// `event` is the object from [`event_for_filters`]; `now` is Unix seconds.
-pub fn evaluate(engine: &mut Engine, filter: &EventFilter, event: &Value, now: i64) -> Verdict {
+/// `event` is bound to the engine once per event ([`EventScope`]); `now` is Unix seconds.
+pub fn evaluate(event: &mut Bound<'_>, filter: &EventFilter, now: i64) -> Verdict {
     let allow = filter.action == FILTER_ACTION_ALLOW;
     let deny = filter.action == FILTER_ACTION_DENY;
     let mut verdict = Verdict {
@@ -62,9 +66,9 @@ pub fn evaluate(engine: &mut Engine, filter: &EventFilter, event: &Value, now: i
         }
     }
     for source in filter.expressions() {
-        let result = engine
+        let result = event
             .compile(source)
-            .and_then(|expr| engine.eval_bool(&expr, &[("event", event)]));
+            .and_then(|expr| event.eval_bool(&expr));
         let matched = match result {
             Ok(m) => m,
             Err(e) => {
@@ -82,6 +86,41 @@ pub fn evaluate(engine: &mut Engine, filter: &EventFilter, event: &Value, now: i
     verdict
 }
 
+/// One event as every JavaScript filter of its workflows sees it: the [`event_for_filters`]
+/// object is built and handed to the engine at most once per event, on the first stored
+/// filter that needs it (never for built-ins only), and shared, read-only, by every
+/// expression after that.
+pub struct EventScope<'e> {
+    event: &'e Event,
+    /// `None` once bound, or when there is no engine (it could not start).
+    engine: Option<&'e mut Engine>,
+    bound: Option<Bound<'e>>,
+}
+
+impl<'e> EventScope<'e> {
+    pub fn new(event: &'e Event, engine: Option<&'e mut Engine>) -> Self {
+        EventScope {
+            event,
+            engine,
+            bound: None,
+        }
+    }
+
+    pub fn event(&self) -> &'e Event {
+        self.event
+    }
+
+    /// The event bound to the engine; `None` without an engine.
+    pub fn bound(&mut self) -> Option<&mut Bound<'e>> {
+        if self.bound.is_none() {
+            let engine = self.engine.take()?;
+            let object = event_for_filters(self.event);
+            self.bound = Some(engine.bind(vec![("event".to_owned(), object)]));
+        }
+        self.bound.as_mut()
+    }
+}
+
 /// Resolved filter names of one workflow, looked up in a catalog's filters.
 pub struct FilterSet<'a> {
     pub names: &'a [String],
@@ -90,17 +129,17 @@ pub struct FilterSet<'a> {
 
 impl FilterSet<'_> {
     /// `Some(name)` of the first filter that rejects the event. Unknown filters are skipped
-    /// with a warning (Sensu looks for an extension and, finding none, goes on).
+    /// with a warning (Sensu looks for an extension and, finding none, goes on). Without an
+    /// engine a stored filter counts as one erroring expression and is skipped, as Sensu
+    /// skips failing expressions.
     pub fn filtered(
         &self,
-        engine: &mut Engine,
-        event: &Event,
-        event_json: &mut Option<Value>,
+        event: &mut EventScope<'_>,
         now: i64,
         errors: &AtomicU64,
     ) -> Option<String> {
         for name in self.names {
-            if let Some(passes) = builtin_passes(name, event) {
+            if let Some(passes) = builtin_passes(name, event.event()) {
                 if !passes {
                     return Some(name.clone());
                 }
@@ -110,14 +149,25 @@ impl FilterSet<'_> {
                 tracing::warn!(filter = %name, "Filter not found; skipped");
                 continue;
             };
-            let json = event_json.get_or_insert_with(|| event_for_filters(event));
-            let v = evaluate(engine, filter, json, now);
+            let Some(bound) = event.bound() else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let v = evaluate(bound, filter, now);
             errors.fetch_add(u64::from(v.errors), Ordering::Relaxed);
             if v.filtered {
                 return Some(name.clone());
             }
         }
         None
+    }
+
+    /// Whether a stored (JavaScript) filter would run: built-ins and unknown names need no
+    /// engine.
+    pub fn needs_engine(&self) -> bool {
+        self.names
+            .iter()
+            .any(|n| !is_builtin(n) && (self.lookup)(n).is_some())
     }
 }
 
@@ -162,7 +212,9 @@ mod tests {
     const MONDAY_1030: i64 = 1_717_410_600;
 
     fn run(f: &EventFilter, e: &Event) -> Verdict {
-        evaluate(&mut engine(), f, &event_for_filters(e), MONDAY_1030)
+        let mut engine = engine();
+        let mut scope = EventScope::new(e, Some(&mut engine));
+        evaluate(scope.bound().unwrap(), f, MONDAY_1030)
     }
 
     #[test]

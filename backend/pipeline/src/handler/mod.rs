@@ -4,7 +4,9 @@
 //!   `timeout: 0` = no limit, otherwise the process group is killed at the timeout. The exit
 //!   status and output are only logged: neither is an error.
 //! * `tcp` / `udp`: dial `socket.host:socket.port` within `timeout` (0 → 60 s), write the
-//!   data once, close; failing to connect or to write all of it is an error.
+//!   data once, close; failing to connect or to write all of it is an error. One connection
+//!   per event, as Sensu: receivers take the close as the end of the event, so a connection
+//!   is never reused (it would merge events for them).
 //! * `set`: expanded before execution ([`crate::resolve`]); running one is an error.
 
 use std::time::Duration;
