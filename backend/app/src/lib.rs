@@ -38,5 +38,6 @@ pub mod schedulerd;
 pub mod silencing;
 pub mod switchset;
 pub mod timefmt;
+pub mod ui;
 
 pub use backend::{Backend, BackendConfig};
