@@ -341,3 +341,84 @@ async fn browser_login_live_events_silence_resolve_logout() {
         }
     }
 }
+
+/// The tokens inside a session cookie (`picket_ui=<base64url JSON>`).
+fn tokens_of(cookie: &str) -> (String, String) {
+    use base64::Engine;
+    let raw = cookie.split_once('=').unwrap().1;
+    let json: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .unwrap(),
+    )
+    .unwrap();
+    (
+        json["a"].as_str().unwrap().to_string(),
+        json["r"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_access_token_is_refreshed_and_logout_revokes_the_refresh_token() {
+    let store: std::sync::Arc<dyn backend_store::Store> =
+        backend_store::EmbeddedStore::in_memory().unwrap();
+    backend_app::init::initialize(
+        &backend_app::repo::Repo::new(store.clone()),
+        ADMIN.0,
+        ADMIN.1,
+    )
+    .await
+    .unwrap();
+    let auth = backend_app::auth::AuthConfig {
+        access_token_ttl: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let (tb, _run) = start_on(store, auth).await;
+    let cookie = login(&tb, ADMIN.0, ADMIN.1).await;
+    let (access, refresh) = tokens_of(&cookie);
+
+    // Once the access token has lapsed, the page still loads and the cookie gets a new one.
+    let bearer = format!("Bearer {access}");
+    eventually("the access token to expire", Duration::from_secs(10), || {
+        let (url, bearer) = (format!("{}/namespaces", tb.v2), bearer.clone());
+        async move { (authed("GET", &url, Some(&bearer), None).await.status == 401).then_some(()) }
+    })
+    .await;
+    let page = raw(
+        "GET",
+        &format!("{}/ui/ns/default/events", tb.api),
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let renewed = page.set_cookie.first().expect("a renewed session cookie");
+    let renewed = renewed.split(';').next().unwrap().to_string();
+    let (new_access, _) = tokens_of(&renewed);
+    assert_ne!(new_access, access);
+
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let out = raw(
+        "POST",
+        &format!("{}/ui/logout", tb.api),
+        Some(&renewed),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    // The session's refresh token no longer buys access tokens.
+    let r = authed(
+        "POST",
+        &format!("{}/auth/token", tb.api),
+        Some(&format!("Bearer {new_access}")),
+        Some(&json!({ "refresh_token": refresh }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+}

@@ -300,12 +300,11 @@ impl Ctx {
     /// Adds the renewed session cookie, if the tokens were refreshed.
     fn finish(&self, resp: impl IntoResponse) -> Response {
         let mut resp = resp.into_response();
-        if self.renewed {
-            if let Some(s) = &self.sess {
-                if let Ok(v) = HeaderValue::from_str(&s.cookie()) {
-                    resp.headers_mut().append(header::SET_COOKIE, v);
-                }
-            }
+        if self.renewed
+            && let Some(s) = &self.sess
+            && let Ok(v) = HeaderValue::from_str(&s.cookie())
+        {
+            resp.headers_mut().append(header::SET_COOKIE, v);
         }
         resp
     }
