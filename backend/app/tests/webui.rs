@@ -134,6 +134,33 @@ async fn ui_requires_login_csrf_and_the_apis_authorization() {
     assert_eq!(anon.status, 303);
     assert_eq!(anon.location.as_deref(), Some("/ui/login"));
 
+    // A login posted from another site is refused.
+    let foreign = tokio::task::spawn_blocking({
+        let url = format!("{}/ui/login", tb.api);
+        move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build()
+                .into();
+            let req = ureq::http::Request::builder()
+                .method("POST")
+                .uri(&url)
+                .header("Origin", "http://evil.example")
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(format!("username={}&password={}", ADMIN.0, ADMIN.1))
+                .unwrap();
+            let resp = agent.run(req).unwrap();
+            (
+                resp.status().as_u16(),
+                resp.headers().get("set-cookie").is_some(),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(foreign, (403, false));
+
     let bad = raw(
         "POST",
         &format!("{}/ui/login", tb.api),

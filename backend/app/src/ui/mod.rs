@@ -136,6 +136,26 @@ struct Ctx {
     renewed: bool,
     peer: Option<ConnectInfo<PeerInfo>>,
     host: Option<HeaderValue>,
+    /// The request's `Origin`, when the browser sent one, names this server.
+    same_origin: bool,
+}
+
+/// A browser's cross-site POST names another origin; requests without `Origin` (older
+/// browsers, scripts) rely on SameSite=Strict and the CSRF token alone.
+fn same_origin(parts: &Parts) -> bool {
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, h)| h);
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
 impl FromRequestParts<Ui> for Ctx {
@@ -148,6 +168,7 @@ impl FromRequestParts<Ui> for Ctx {
             renewed: false,
             peer: parts.extensions.get::<ConnectInfo<PeerInfo>>().cloned(),
             host: parts.headers.get(header::HOST).cloned(),
+            same_origin: same_origin(parts),
         })
     }
 }
@@ -263,6 +284,9 @@ impl Ctx {
 
     /// A POST form must carry the session's CSRF token.
     fn check_csrf(&self, given: &str) -> Result<(), Fail> {
+        if !self.same_origin {
+            return Err(cross_origin());
+        }
         match &self.sess {
             None => Err(Fail::Login),
             Some(s) if !s.c.is_empty() && s.c == given => Ok(()),
@@ -326,6 +350,13 @@ impl Ctx {
     }
 }
 
+fn cross_origin() -> Fail {
+    Fail::Api(
+        StatusCode::FORBIDDEN,
+        "a form posted from another site is refused".into(),
+    )
+}
+
 fn random_token() -> String {
     use rand::RngCore;
     let mut b = [0u8; 24];
@@ -376,6 +407,10 @@ struct LoginForm {
 }
 
 async fn login(ctx: Ctx, Form(f): Form<LoginForm>) -> Response {
+    // Login CSRF (a session planted by another site) has no session token to check yet.
+    if !ctx.same_origin {
+        return ctx.fail(cross_origin());
+    }
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", f.username, f.password));
     let (status, body) = ctx

@@ -87,7 +87,6 @@ try {
   const silence = page.locator("table.silences tbody tr", { hasText: "entity:web1" });
   await silence.waitFor();
   assert.match(await silence.textContent(), /disk swap planned/);
-  await shot(page, "silences", "desktop");
 
   // Resolve it: the event turns OK (eventd processes the resolution asynchronously).
   await page.goto(`${BASE}/ui/ns/ops/events/web1/disk`);
@@ -113,6 +112,20 @@ try {
   await shot(page, "checks", "desktop");
   await page.getByRole("button", { name: "Execute now" }).click();
   await page.getByText("Done: execute.").waitFor();
+
+  // Silences: create one through the form, delete both.
+  await page.getByRole("link", { name: "Silences", exact: true }).click();
+  await page.getByLabel("Subscription (e.g. entity:web1)").fill("linux");
+  await page.getByLabel("Reason", { exact: true }).fill("kernel upgrade");
+  await page.getByRole("button", { name: "Create silence" }).click();
+  await page.getByText("Done: created.").waitFor();
+  const rows = page.locator("table.silences tbody tr");
+  assert.equal(await rows.count(), 2);
+  await shot(page, "silences", "desktop");
+  await page.getByRole("button", { name: "Delete silence linux:*" }).click();
+  await page.getByText("Done: deleted.").waitFor();
+  assert.equal(await rows.count(), 1);
+  assert.match(await rows.first().textContent(), /entity:web1/);
 
   // Phone width: the same pages.
   await page.setViewportSize(WIDTHS.phone);
