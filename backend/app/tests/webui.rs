@@ -13,7 +13,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
+use proto_spec::wire::{self, Message};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -350,7 +351,26 @@ async fn browser_login_live_events_silence_resolve_logout() {
         status.success() && done,
         "the browser flow failed ({status})"
     );
-    drop(agent);
+    // "Re-run" (to entity:web1) and "Execute now" (to the check's subscriptions) each sent
+    // the agent a request for `disk`.
+    let mut ws = agent.expect("the agent connected");
+    let mut requests = 0;
+    while requests < 2 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("two check requests for disk")
+            .expect("the session is open")
+            .unwrap();
+        if let WsMessage::Binary(data) = frame
+            && let Ok(Message::CheckRequest(req)) = wire::decode(&data)
+            && req
+                .config
+                .as_ref()
+                .is_some_and(|c| c.metadata.name == "disk")
+        {
+            requests += 1;
+        }
+    }
 
     let names: Vec<String> = std::fs::read_dir(&shots)
         .unwrap()

@@ -82,6 +82,9 @@ try {
   await page.getByLabel("Reason").fill("disk swap planned");
   await page.getByRole("button", { name: "Silence" }).click();
   await page.getByText("Done: silence.").waitFor();
+  // Re-run: an adhoc request to this entity (the test counts the agent's check requests).
+  await page.getByRole("button", { name: "Re-run" }).click();
+  await page.getByText("Done: rerun.").waitFor();
 
   await page.getByRole("link", { name: "Silences" }).click();
   const silence = page.locator("table.silences tbody tr", { hasText: "entity:web1" });
