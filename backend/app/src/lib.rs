@@ -39,6 +39,7 @@ pub mod schedulerd;
 pub mod silencing;
 pub mod switchset;
 pub mod timefmt;
+pub mod ui;
 pub mod writer;
 
 pub use backend::{Backend, BackendConfig};
