@@ -91,9 +91,9 @@ pub enum Command {
     /// Hooks
     #[command(subcommand)]
     Hook(Common),
-    /// Assets (the backend does not serve them yet)
+    /// Assets
     #[command(subcommand)]
-    Asset(Common),
+    Asset(AssetCmd),
     /// Silencing entries
     #[command(subcommand)]
     Silenced(SilencedCmd),
@@ -270,6 +270,32 @@ pub struct CheckCreate {
     pub round_robin: bool,
     #[arg(long)]
     pub proxy_entity_name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssetCmd {
+    #[command(flatten)]
+    Common(Common),
+    /// Create an asset from flags (one build: --url and --sha512)
+    Create(AssetCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct AssetCreate {
+    pub name: String,
+    /// URL of the asset's archive
+    #[arg(short = 'u', long)]
+    pub url: String,
+    /// SHA-512 of the archive (128 hex digits)
+    #[arg(long)]
+    pub sha512: String,
+    /// Entity filter (JavaScript) that must hold for an agent to install it; repeat for more.
+    /// Not split at commas, unlike sensuctl: a JavaScript expression may hold commas
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
+    /// HTTP header sent when fetching the archive, `Name: value`; may be repeated
+    #[arg(long = "header")]
+    pub headers: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::cli::{
-    ApiKeyCmd, BindingCmd, CheckCmd, Cli, Command, Common, ConfigCmd, Configure, EventCmd, Global,
-    HandlerCmd, ListArgs, NamespaceCmd, RoleCmd, Shell, SilencedCmd, UserCmd,
+    ApiKeyCmd, AssetCmd, BindingCmd, CheckCmd, Cli, Command, Common, ConfigCmd, Configure,
+    EventCmd, Global, HandlerCmd, ListArgs, NamespaceCmd, RoleCmd, Shell, SilencedCmd, UserCmd,
 };
 use crate::client::{Client, query_escape};
 use crate::config::{self, Cluster, DEFAULT_API_URL, DEFAULT_TIMEOUT_SECS, Profile, Store};
@@ -122,7 +122,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Filter(c) => common(&ctx, kind("filter"), c, out, colour),
         Command::Mutator(c) => common(&ctx, kind("mutator"), c, out, colour),
         Command::Hook(c) => common(&ctx, kind("hook"), c, out, colour),
-        Command::Asset(c) => common(&ctx, kind("asset"), c, out, colour),
+        Command::Asset(c) => asset_cmd(&ctx, c, out, colour),
         Command::Silenced(c) => silenced_cmd(&ctx, c, out, colour),
         Command::Namespace(c) => namespace_cmd(&ctx, c, out, colour),
         Command::User(c) => user_cmd(&ctx, c, out, colour),
@@ -707,6 +707,38 @@ fn check_cmd(ctx: &Ctx, c: CheckCmd, out: &mut dyn Write, colour: bool) -> Resul
             ctx.client()?.call("POST", &path, Some(&body))?;
             writeln!(out, "Issued")?;
             Ok(())
+        }
+    }
+}
+
+fn asset_cmd(ctx: &Ctx, c: AssetCmd, out: &mut dyn Write, colour: bool) -> Result<(), Error> {
+    let k = kind("asset");
+    match c {
+        AssetCmd::Common(c) => common(ctx, k, c, out, colour),
+        AssetCmd::Create(c) => {
+            let mut headers = serde_json::Map::new();
+            for h in &c.headers {
+                let (name, value) = h.split_once(':').ok_or_else(|| {
+                    Error::Usage(format!("--header {h:?}: expected `Name: value`"))
+                })?;
+                let name = name.trim();
+                if name.is_empty() {
+                    return Err(Error::Usage(format!("--header {h:?}: the name is empty")));
+                }
+                headers.insert(name.to_string(), json!(value.trim()));
+            }
+            let mut v = json!({
+                "metadata": {"name": c.name},
+                "url": c.url,
+                "sha512": c.sha512,
+            });
+            if !c.filters.is_empty() {
+                v["filters"] = json!(c.filters);
+            }
+            if !headers.is_empty() {
+                v["headers"] = Value::Object(headers);
+            }
+            create_from(ctx, k, v, out)
         }
     }
 }

@@ -46,7 +46,7 @@ const fn k(command: &'static str, kind: ResourceKind) -> Kind {
 pub fn served(kind: ResourceKind) -> bool {
     !matches!(
         kind,
-        ResourceKind::Asset | ResourceKind::TessenConfig | ResourceKind::EntityConfig
+        ResourceKind::TessenConfig | ResourceKind::EntityConfig
     )
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use e2e::{Api, Proc, binary, eventually, free_port};
 use proto_spec::wrapped::{Resource, ResourceKind};
+use tls::test_pki::TestCa;
 
 const ADMIN: &str = "admin";
 const ADMIN_PASSWORD: &str = "P@ssw0rd!-picketctl";
@@ -21,7 +22,15 @@ struct Backend {
 }
 
 fn start_backend() -> Backend {
+    start_backend_with(|_| Vec::new())
+}
+
+/// A backend with more flags, made from its directory (for certificate files). Over TLS the
+/// caller waits for it: `api` speaks plain http.
+fn start_backend_with(extra: impl FnOnce(&Path) -> Vec<std::ffi::OsString>) -> Backend {
     let dir = tempfile::tempdir().unwrap();
+    let extra = extra(dir.path());
+    let tls = extra.iter().any(|a| a == "--cert-file");
     let (port, agent_port) = (free_port(), free_port());
     let mut cmd = Command::new(binary("picket-backend"));
     cmd.args(["start", "--config-file", "/dev/null", "--state-dir"])
@@ -34,14 +43,17 @@ fn start_backend() -> Backend {
             &agent_port.to_string(),
         ])
         .env("PICKET_BACKEND_CLUSTER_ADMIN_USERNAME", ADMIN)
-        .env("PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        .env("PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .args(extra);
     let proc = Proc::spawn("picket-backend", cmd, dir.path().join("backend.log"));
     let url = format!("http://127.0.0.1:{port}");
     let api = Api::new(url.clone(), ADMIN, ADMIN_PASSWORD);
-    eventually("the backend's API", Duration::from_secs(30), || {
-        api.get("/api/core/v2/namespaces")
-            .filter(|r| r.status == 200)
-    });
+    if !tls {
+        eventually("the backend's API", Duration::from_secs(30), || {
+            api.get("/api/core/v2/namespaces")
+                .filter(|r| r.status == 200)
+        });
+    }
     Backend {
         url,
         agent_port,
@@ -669,6 +681,10 @@ const BROKEN: &[&str] = &[
     "entities-webserver01",
 ];
 
+/// The corpus files holding an Asset (13 of the documentation's examples): every one must be
+/// created and read back equal.
+const ASSET_FILES: usize = 13;
+
 #[test]
 fn create_f_accepts_the_documentation_corpus() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
@@ -687,6 +703,7 @@ fn create_f_accepts_the_documentation_corpus() {
     }
     files.sort();
     let mut created = 0;
+    let mut assets = 0;
     let mut skipped = Vec::new();
     let mut invalid = Vec::new();
     let mut no_password = Vec::new();
@@ -698,11 +715,8 @@ fn create_f_accepts_the_documentation_corpus() {
         let text = std::fs::read_to_string(f).unwrap();
         let docs =
             proto_spec::wrapped::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        // Types the backend does not serve yet.
-        if docs
-            .iter()
-            .any(|d| matches!(d.kind(), ResourceKind::Asset | ResourceKind::APIKey))
-        {
+        // API keys are minted by the API (`api-key grant`), never written by name.
+        if docs.iter().any(|d| d.kind() == ResourceKind::APIKey) {
             skipped.push(stem);
             continue;
         }
@@ -739,6 +753,9 @@ fn create_f_accepts_the_documentation_corpus() {
             continue;
         }
         ctl.ok(&["create", "-f", f.to_str().unwrap()]);
+        if docs.iter().any(|d| d.kind() == ResourceKind::Asset) {
+            assets += 1;
+        }
         for d in docs {
             let mut want = d.into_resource();
             want.set_default_namespace("default");
@@ -772,9 +789,10 @@ fn create_f_accepts_the_documentation_corpus() {
         created += 1;
     }
     assert!(created > 250, "only {created} files created");
+    assert!(assets >= ASSET_FILES, "only {assets} asset files created");
     eprintln!("users without a password: {no_password:?}");
     eprintln!(
-        "created {created} files; skipped (types not served): {skipped:?}; invalid: {invalid:#?}"
+        "created {created} files ({assets} with assets); skipped: {skipped:?}; invalid: {invalid:#?}"
     );
 }
 
@@ -888,123 +906,217 @@ fn completions_for_bash_and_zsh() {
     assert!(check.success(), "the bash script parses");
 }
 
-/// The backend does not serve TLS yet, so a real TLS server stands in: `openssl s_server -WWW`
-/// serves files under its directory, enough for `GET /auth` and a list.
+/// The real backend over TLS (`--cert-file/--key-file`, a certificate of a CA this test makes).
 #[test]
 fn https_with_a_trusted_ca_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .output()
-            .expect("openssl (scripts/test installs it)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=picketctl test CA",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    write(d, "san.ext", "subjectAltName=IP:127.0.0.1\n");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-    ]);
-    let www = d.join("www");
-    std::fs::create_dir_all(www.join("api/core/v2")).unwrap();
-    write(
-        &www,
-        "auth",
-        r#"{"access_token":"a.b.c","expires_at":4102444800,"refresh_token":"r"}"#,
-    );
-    write(
-        &www.join("api/core/v2"),
-        "namespaces",
-        r#"[{"name":"over-tls"}]"#,
-    );
-    let port = free_port();
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_server", "-quiet", "-WWW", "-accept"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["-cert", "../srv.pem", "-key", "../srv.key"])
-        .current_dir(&www)
-        .stdin(Stdio::null());
-    let _server = Proc::spawn("openssl s_server", cmd, d.join("s_server.log"));
-    eventually("s_server listening", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    let b = start_backend_with(|d| {
+        let ca = TestCa::new("picketctl test CA");
+        ca.write(d, "ca");
+        let server = ca.server(&["127.0.0.1"]).write(d, "backend");
+        vec![
+            "--cert-file".into(),
+            server.cert_file.into_os_string(),
+            "--key-file".into(),
+            server.key_file.into_os_string(),
+        ]
     });
-    let url = format!("https://127.0.0.1:{port}");
+    let d = b.dir.path();
+    let url = b.url.replacen("http://", "https://", 1);
+    let ca = d.join("ca.pem");
     let ctl = Ctl::new(d, "home");
+    let login = |ctl: &Ctl, extra: &[&str]| {
+        let mut args = vec![
+            "configure",
+            "-n",
+            "--url",
+            &url,
+            "--username",
+            ADMIN,
+            "--password",
+            ADMIN_PASSWORD,
+        ];
+        args.extend_from_slice(extra);
+        ctl.run(&args)
+    };
+    // The CA file is saved with the cluster and used by later commands.
+    eventually("configure over https", Duration::from_secs(30), || {
+        login(&ctl, &["--trusted-ca-file", ca.to_str().unwrap()])
+            .status
+            .success()
+            .then_some(())
+    });
+    ctl.ok(&["namespace", "create", "over-tls"]);
+    assert!(ctl.ok(&["namespace", "list"]).contains("over-tls"));
 
     // Not trusted: the certificate is refused, one line, non-zero.
-    let out = ctl.run(&[
-        "configure",
-        "-n",
-        "--url",
-        &url,
-        "--username",
-        "u",
-        "--password",
-        "p",
-    ]);
+    let stranger = Ctl::new(d, "stranger");
+    let out = login(&stranger, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 
-    let ca = d.join("ca.pem");
-    ctl.ok(&[
+    // Plain http to the TLS port gets the backend's refusal, not a hang.
+    let out = Ctl::new(d, "plain").run(&[
         "configure",
         "-n",
         "--url",
-        &url,
+        &b.url,
         "--username",
-        "u",
+        ADMIN,
         "--password",
-        "p",
-        "--trusted-ca-file",
-        ca.to_str().unwrap(),
+        ADMIN_PASSWORD,
     ]);
-    // The CA file is saved with the cluster and used by later commands.
-    assert!(ctl.ok(&["namespace", "list"]).contains("over-tls"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("requires TLS"), "{err}");
+}
+
+#[test]
+fn asset_create_list_info_update_delete_and_create_f() {
+    let b = start_backend();
+    let ctl = Ctl::new(b.dir.path(), "admin");
+    ctl.login(&b.url, ADMIN, ADMIN_PASSWORD);
+    let sha = "a".repeat(128);
+    let url = "https://assets.example/check-disk.tar.gz";
+    // A filter holding a comma stays one filter.
+    let filters = [
+        "entity.system.os == 'linux'",
+        "['amd64', 'arm64'].indexOf(entity.system.arch) >= 0",
+    ];
+    assert_eq!(
+        ctl.ok(&[
+            "asset",
+            "create",
+            "check-disk",
+            "--url",
+            url,
+            "--sha512",
+            &sha,
+            "--filter",
+            filters[0],
+            "-f",
+            filters[1],
+            "--header",
+            "Authorization: Bearer {{ .annotations.token }}",
+        ])
+        .trim(),
+        "Created"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ctl.ok(&["asset", "info", "check-disk", "--format", "json"]))
+            .unwrap();
+    assert_eq!(v["url"], url);
+    assert_eq!(v["sha512"], sha.as_str());
+    assert_eq!(v["filters"], serde_json::json!(filters));
+    assert_eq!(
+        v["headers"],
+        serde_json::json!({"Authorization": "Bearer {{ .annotations.token }}"})
+    );
+    assert_eq!(v["metadata"]["namespace"], "default");
+    let table = ctl.ok(&["asset", "list", "--format", "tabular"]);
+    assert!(
+        table.contains("check-disk") && table.contains("assets.example"),
+        "{table}"
+    );
+
+    // A second create of the name, a bad digest, a filter the backend cannot parse and a
+    // header without a colon are refused, and the stored asset is untouched.
+    let refused = |args: &[&str], code: i32, says: &str| {
+        let out = ctl.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    };
+    let create = |name: &'static str, digest: &str, extra: &[&str]| {
+        let mut a: Vec<String> = ["asset", "create", name, "--url", url, "--sha512", digest]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>, code: i32, says: &str| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        refused(&a, code, says);
+    };
+    run(create("check-disk", &sha, &[]), 1, "already exists");
+    run(create("other", "not-hex", &[]), 1, "sha512");
+    run(
+        create("other", &sha, &["--filter", "entity.system.os =="]),
+        1,
+        "filters[0]",
+    );
+    run(
+        create("other", &sha, &["--header", "no colon"]),
+        2,
+        "Name: value",
+    );
+    refused(&["asset", "info", "other"], 1, "not found");
+    let again: serde_json::Value =
+        serde_json::from_str(&ctl.ok(&["asset", "info", "check-disk", "--format", "json"]))
+            .unwrap();
+    assert_eq!(again, v);
+
+    // update: the editor (here sed) changes the URL; the change is stored.
+    let out = ctl
+        .cmd()
+        .args(["asset", "update", "check-disk"])
+        .env("EDITOR", "sed -i s/check-disk.tar.gz/check-disk-2.tar.gz/")
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let updated: serde_json::Value =
+        serde_json::from_str(&ctl.ok(&["asset", "info", "check-disk", "--format", "json"]))
+            .unwrap();
+    assert_eq!(updated["url"], "https://assets.example/check-disk-2.tar.gz");
+
+    // create -f of a multi-build asset, read back through dump.
+    let file = write(
+        b.dir.path(),
+        "asset.yaml",
+        &format!(
+            "type: Asset
+api_version: core/v2
+metadata:
+  name: multi
+spec:
+  builds:
+  - url: https://assets.example/multi-linux.tar.gz
+    sha512: {sha}
+    filters:
+    - entity.system.os == 'linux'
+  - url: https://assets.example/multi-darwin.tar.gz
+    sha512: {sha}
+    filters:
+    - entity.system.os == 'darwin'
+"
+        ),
+    );
+    ctl.ok(&["create", "-f", file.to_str().unwrap()]);
+    let dump = ctl.ok(&["dump", "asset", "--format", "yaml"]);
+    let docs = proto_spec::wrapped::parse(&dump).unwrap();
+    let names: Vec<&str> = docs.iter().map(|d| d.resource.name()).collect();
+    assert_eq!(names, ["check-disk", "multi"]);
+    match &docs[1].resource {
+        Resource::Asset(a) => {
+            assert_eq!(a.builds().len(), 2);
+            assert_eq!(
+                a.builds()[1].url,
+                "https://assets.example/multi-darwin.tar.gz"
+            );
+        }
+        other => panic!("not an asset: {other:?}"),
+    }
+
+    assert_eq!(ctl.ok(&["asset", "delete", "check-disk"]).trim(), "Deleted");
+    refused(&["asset", "info", "check-disk"], 1, "not found");
+    ctl.ok(&["delete", "-f", file.to_str().unwrap()]);
+    assert_eq!(ctl.ok(&["asset", "list", "--format", "json"]).trim(), "[]");
 }

@@ -5,6 +5,9 @@
 //!   conffiles, the `picket` system user, state and cache directories owned by it, units that
 //!   pass `systemd-analyze verify`, no service enabled unless `PICKET_START_SERVICES=1`;
 //!   removal keeps configuration and data, purge removes them and the user;
+//! - the backend packages carry the first-party handlers (`/usr/bin/picket-handler-*`);
+//! - the picketctl .deb installs the command and its bash/zsh completions (no user, no
+//!   service, no configuration) and removes without a trace;
 //! - the ARM agent .debs carry the matching cross-built binary;
 //! - the .rpms list the right files, owners and config flags, and carry the maintainer scripts.
 
@@ -81,6 +84,15 @@ impl Drop for Purge {
     }
 }
 
+/// The first-party handlers the picket-backend packages install in /usr/bin.
+const HANDLERS: [&str; 5] = [
+    "picket-handler-influxdb",
+    "picket-handler-slack",
+    "picket-handler-webhook",
+    "picket-handler-pagerduty",
+    "picket-handler-email",
+];
+
 const WANTS: &str = "/etc/systemd/system/multi-user.target.wants";
 
 #[test]
@@ -130,6 +142,18 @@ fn debs_install_remove_and_purge_cleanly() {
         sh("file -b /usr/bin/picket-agent").contains("static-pie linked"),
         "the .deb ships the static agent"
     );
+    // The handlers run: an unknown flag is a usage error (exit 2), as their README says.
+    for h in HANDLERS {
+        let path = format!("/usr/bin/{h}");
+        assert_eq!(owner_mode(&path), (0, 0, 0o755), "{path}");
+        let code = Command::new(&path)
+            .arg("--no-such-flag")
+            .output()
+            .unwrap()
+            .status
+            .code();
+        assert_eq!(code, Some(2), "{path} --no-such-flag");
+    }
 
     // Configuration: conffiles, readable by the picket group only.
     for (pkg, conf) in [
@@ -216,6 +240,7 @@ fn debs_install_remove_and_purge_cleanly() {
     for gone in [
         "/usr/bin/picket-agent",
         "/usr/bin/picket-backend",
+        "/usr/bin/picket-handler-email",
         "/lib/systemd/system/picket-agent.service",
         "/lib/systemd/system/picket-backend.service",
     ] {
@@ -243,6 +268,87 @@ fn debs_install_remove_and_purge_cleanly() {
         "purge removes the group"
     );
     assert!(!installed("picket-agent") && !installed("picket-backend"));
+}
+
+/// Removes picketctl when the test ends, also when it fails half-way.
+struct PurgeCtl;
+impl Drop for PurgeCtl {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "picketctl"]).output();
+    }
+}
+
+/// The picketctl package's files, sorted.
+const CTL_FILES: [&str; 4] = [
+    "/usr/bin/picketctl",
+    "/usr/share/bash-completion/completions/picketctl",
+    "/usr/share/doc/picketctl/copyright",
+    "/usr/share/zsh/vendor-completions/_picketctl",
+];
+
+#[test]
+fn picketctl_deb_installs_with_completions_and_removes_cleanly() {
+    let deb = artefact(&format!("picketctl_{VERSION}-1_amd64.deb"));
+    // Contents: exactly the command, its completions and the copyright file.
+    let listing = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    let mut files: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|f| f.trim_start_matches('.'))
+        .collect();
+    files.sort_unstable();
+    assert_eq!(files, CTL_FILES, "{listing}");
+    let control = run(Command::new("dpkg-deb").arg("-I").arg(&deb));
+    for absent in ["postinst", "prerm", "postrm", "conffiles", "Depends:"] {
+        assert!(
+            !control.contains(absent),
+            "picketctl has no {absent}:\n{control}"
+        );
+    }
+
+    assert_eq!(
+        uid(),
+        0,
+        "this test installs packages with dpkg: run it as root (CI does)"
+    );
+    assert!(
+        !installed("picketctl"),
+        "picketctl is already installed; dpkg --purge picketctl to run this test"
+    );
+    let _purge = PurgeCtl;
+    run(Command::new("dpkg").arg("-i").arg(&deb));
+    assert_eq!(owner_mode("/usr/bin/picketctl"), (0, 0, 0o755));
+    let v = run(Command::new("/usr/bin/picketctl").arg("--version"));
+    assert_eq!(v.trim(), format!("picketctl {VERSION}"));
+    // The installed completions are the binary's own, and bash parses them.
+    let bash = "/usr/share/bash-completion/completions/picketctl";
+    let zsh = "/usr/share/zsh/vendor-completions/_picketctl";
+    assert_eq!(owner_mode(bash).2, 0o644);
+    assert_eq!(owner_mode(zsh).2, 0o644);
+    assert_eq!(
+        std::fs::read_to_string(bash).unwrap(),
+        run(Command::new("/usr/bin/picketctl").args(["completion", "bash"]))
+    );
+    assert!(
+        std::fs::read_to_string(zsh)
+            .unwrap()
+            .starts_with("#compdef picketctl")
+    );
+    run(Command::new("bash").args(["-n", bash]));
+    // A shell that sources the completion completes `picketctl ass` to `asset`.
+    let script = format!(
+        ". {bash}; COMP_WORDS=(picketctl ass); COMP_CWORD=1; COMP_LINE='picketctl ass'; \
+         COMP_POINT=${{#COMP_LINE}}; _picketctl picketctl ass picketctl; echo \"${{COMPREPLY[@]}}\""
+    );
+    let words = run(Command::new("bash").args(["-c", &script]));
+    assert_eq!(words.trim(), "asset", "completion of `picketctl ass`");
+
+    run(Command::new("dpkg").args(["-r", "picketctl"]));
+    for gone in CTL_FILES {
+        assert!(!Path::new(gone).exists(), "{gone} left after remove");
+    }
+    assert!(!installed("picketctl"));
 }
 
 fn uid() -> u32 {
@@ -352,5 +458,30 @@ fn rpms_list_files_owners_config_and_scripts() {
         backend
             .lines()
             .any(|l| l == "/var/lib/picket/picket-backend")
+    );
+    for h in HANDLERS {
+        let path = format!("/usr/bin/{h}");
+        assert!(backend.lines().any(|l| l == path), "no {path}:\n{backend}");
+    }
+
+    // picketctl: its files, no configuration, no scripts.
+    let rpm = artefact(&format!("picketctl-{VERSION}-1.x86_64.rpm"));
+    let q = |args: &[&str]| run(Command::new("rpm").arg("-qp").args(args).arg(&rpm));
+    assert_eq!(q(&["--qf", "%{ARCH}"]).trim(), "x86_64");
+    let list = q(&["-l"]);
+    let mut listed: Vec<&str> = list.lines().collect();
+    listed.sort_unstable();
+    assert_eq!(listed, CTL_FILES, "{list}");
+    assert_eq!(q(&["--configfiles"]).trim(), "");
+    assert_eq!(q(&["--scripts"]).trim(), "");
+    let dump = q(&["--dump"]);
+    let bin = dump
+        .lines()
+        .find(|l| l.starts_with("/usr/bin/picketctl "))
+        .unwrap_or_else(|| panic!("no picketctl in:\n{dump}"));
+    let fields: Vec<&str> = bin.split(' ').collect();
+    assert_eq!(
+        (fields[4], fields[5], fields[6]),
+        ("0100755", "root", "root")
     );
 }
