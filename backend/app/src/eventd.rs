@@ -76,10 +76,22 @@ impl Eventd {
     /// Merge a check result with its stored predecessor, store it and publish it.
     /// Metrics-only events are published without being stored.
     pub async fn process(&self, event: Event) -> RepoResult<Arc<Event>> {
-        self.process_with(event, true).await
+        self.process_with(event, true, false).await
     }
 
-    async fn process_with(&self, mut event: Event, refresh_ttl: bool) -> RepoResult<Arc<Event>> {
+    /// [`Eventd::process`] for an agent that resends an event until it is acknowledged: the
+    /// stored event's own id again is that resend, not a new result. Only there: an operator
+    /// resolving an event through the API posts it back with its id on purpose.
+    pub async fn process_resendable(&self, event: Event) -> RepoResult<Arc<Event>> {
+        self.process_with(event, true, true).await
+    }
+
+    async fn process_with(
+        &self,
+        mut event: Event,
+        refresh_ttl: bool,
+        may_be_resent: bool,
+    ) -> RepoResult<Arc<Event>> {
         if event.timestamp == 0 {
             event.timestamp = now_unix();
         }
@@ -106,7 +118,10 @@ impl Eventd {
                     }
                 }
             };
-            if event.id.is_some() && previous.as_ref().and_then(|p| p.id) == event.id {
+            if may_be_resent
+                && event.id.is_some()
+                && previous.as_ref().and_then(|p| p.id) == event.id
+            {
                 // The same result again: an agent resending an event whose acknowledgement
                 // it never got (the backend stored it, then the session broke).
                 Metrics::inc(&self.metrics.events_duplicate_total);
@@ -296,7 +311,7 @@ impl Eventd {
         event.timestamp = now;
         event.id = Some(Uuid::new_v4());
         tracing::warn!(namespace = %ns, check = %check.name(), entity = %entity, silent_for, "Check TTL expired");
-        self.process_with(event, false).await?;
+        self.process_with(event, false, false).await?;
         Ok(())
     }
 }
@@ -545,7 +560,12 @@ async fn shard_loop(
             }
             Some((ev, done)) = events.recv() => {
                 let entity = ev.entity_name().to_string();
-                let stored = match eventd.process(*ev).await {
+                let processed = if done.is_some() {
+                    eventd.process_resendable(*ev).await
+                } else {
+                    eventd.process(*ev).await
+                };
+                let stored = match processed {
                     Ok(_) => true,
                     Err(e) => {
                         tracing::error!(error = %e, entity, "Failed to store an event");

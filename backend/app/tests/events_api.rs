@@ -343,3 +343,34 @@ async fn deleting_events_or_entities_starts_history_afresh() {
     .await;
     assert_eq!(history_len(&e), 1);
 }
+
+/// Resolving through the API (what `picketctl event resolve` and the web UI do) posts the
+/// stored event back, its id included, with status 0: a new result, never taken for an agent
+/// resending an unacknowledged event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_posted_back_with_its_own_id_is_a_new_result() {
+    let tb = start().await;
+    let at = format!(
+        "{}/api/core/v2/namespaces/default/events/backup-server/nightly-backup",
+        tb.api
+    );
+    let r = http("PUT", &at, Some(ADMIN), Some(&backup_result(2, 0))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut stored = eventually("the failing event", Duration::from_secs(10), || async {
+        let e = http("GET", &at, Some(ADMIN), None).await.json();
+        (e["check"]["status"] == 2).then_some(e)
+    })
+    .await;
+    assert!(stored["id"].is_string(), "{stored}");
+    stored["check"]["status"] = json!(0);
+    stored["check"]["output"] = json!("Resolved manually by admin");
+    let r = http("PUT", &at, Some(ADMIN), Some(&stored.to_string())).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let resolved = eventually("the resolution", Duration::from_secs(10), || async {
+        let e = http("GET", &at, Some(ADMIN), None).await.json();
+        (e["check"]["status"] == 0).then_some(e)
+    })
+    .await;
+    assert_eq!(resolved["check"]["output"], "Resolved manually by admin");
+    assert_eq!(resolved["check"]["history"].as_array().map(Vec::len), Some(2));
+}
