@@ -184,12 +184,28 @@ pub async fn load_catalog(repo: &Repo, ns: &str) -> RepoResult<Catalog> {
             .await?;
         Ok(items.into_iter().map(|(_, v)| (name(&v), v)).collect())
     }
+    let filters = named(repo, "event-filters", ns, |f: &EventFilter| {
+        f.metadata.name.clone()
+    })
+    .await?;
+    for (name, filter) in &filters {
+        if filter
+            .runtime_assets
+            .as_ref()
+            .is_some_and(|a| !a.is_empty())
+        {
+            // Logged whenever the namespace's catalog is (re)loaded, not per event.
+            tracing::warn!(
+                namespace = ns,
+                filter = %name,
+                assets = ?filter.runtime_assets,
+                "Filter names runtime_assets: JavaScript libraries from assets are not implemented for filters; its expressions run without them (a call into the library fails and is counted as a filter error)"
+            );
+        }
+    }
     Ok(Catalog {
         handlers: named(repo, "handlers", ns, |h: &Handler| h.metadata.name.clone()).await?,
-        filters: named(repo, "event-filters", ns, |f: &EventFilter| {
-            f.metadata.name.clone()
-        })
-        .await?,
+        filters,
         mutators: named(repo, "mutators", ns, |m: &Mutator| m.metadata.name.clone()).await?,
         pipelines: named(repo, "pipelines", ns, |p: &Pipeline| {
             p.metadata.name.clone()

@@ -372,5 +372,8 @@ async fn an_event_posted_back_with_its_own_id_is_a_new_result() {
     })
     .await;
     assert_eq!(resolved["check"]["output"], "Resolved manually by admin");
-    assert_eq!(resolved["check"]["history"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        resolved["check"]["history"].as_array().map(Vec::len),
+        Some(2)
+    );
 }
