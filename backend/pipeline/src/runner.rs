@@ -363,6 +363,12 @@ pub async fn process(
                     inc(&counters.handler_timeouts);
                     tracing::warn!(handler = %handler_name, timeout = w.handler.timeout, output = %done.output, "Handler killed at its timeout");
                 }
+                Ok(done) if done.status.is_some_and(|s| s != 0) => {
+                    // The command ran but says it failed: the operator must see it, and
+                    // `/metrics` counts it with the handlers that could not run at all.
+                    inc(&counters.handler_errors);
+                    tracing::warn!(handler = %handler_name, status = ?done.status, output = %done.output, "Handler exited with a non-zero status");
+                }
                 Ok(done) => {
                     tracing::debug!(handler = %handler_name, status = ?done.status, output = %done.output, "Handler finished");
                 }
@@ -468,6 +474,35 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("events not handled in time");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_exiting_non_zero_is_counted_and_the_others_still_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut failing = file_handler("a-failing", &out);
+        failing.command = "cat > /dev/null; exit 3".into();
+        let catalog = Arc::new(Catalog::with_handlers([
+            failing,
+            file_handler("b-file", &out),
+        ]));
+        let runner = Runner::start(RunnerConfig {
+            workers: 1,
+            buffer_size: 10,
+        });
+        let counters = runner.counters();
+        assert!(runner.submit(event(2, &["a-failing", "b-file"]), catalog));
+        for _ in 0..200 {
+            // The file handler appends a newline after the event once it has written it.
+            let written = std::fs::read_to_string(&out).is_ok_and(|t| t.ends_with('\n'));
+            if written && counters.handler_errors.load(Ordering::Relaxed) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(counters.handler_executions.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.handler_errors.load(Ordering::Relaxed), 1);
+        assert!(std::fs::read_to_string(&out).unwrap().contains("status 2"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
