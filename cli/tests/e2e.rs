@@ -1224,6 +1224,15 @@ fn filter_mutator_hook_create_from_flags() {
         (5.into(), false.into())
     );
 
+    // check and handler create take their --timeout too (it used to panic: clap shares the
+    // id with the global --timeout, which had another integer type).
+    ctl.ok(&[
+        "check", "create", "slow", "-c", "true", "-i", "60", "-t", "7",
+    ]);
+    assert_eq!(info("check", "slow")["timeout"], 7);
+    ctl.ok(&["handler", "create", "log", "-c", "cat", "--timeout", "9"]);
+    assert_eq!(info("handler", "log")["timeout"], 9);
+
     // An existing name is refused, and the stored resources are untouched.
     refused(
         &["filter", "create", "incidents", "-a", "deny", "-e", "true"],
