@@ -84,13 +84,13 @@ pub enum Command {
     Handler(HandlerCmd),
     /// Event filters
     #[command(subcommand)]
-    Filter(Common),
+    Filter(FilterCmd),
     /// Mutators
     #[command(subcommand)]
-    Mutator(Common),
+    Mutator(MutatorCmd),
     /// Hooks
     #[command(subcommand)]
-    Hook(Common),
+    Hook(HookCmd),
     /// Assets
     #[command(subcommand)]
     Asset(AssetCmd),
@@ -256,8 +256,10 @@ pub struct CheckCreate {
     pub subscriptions: Vec<String>,
     #[arg(long, value_delimiter = ',')]
     pub handlers: Vec<String>,
-    #[arg(short = 't', long)]
-    pub timeout: Option<u32>,
+    // u64 with the global --timeout's id: clap shares one id between the global flag and this
+    // one, and a differing type panics when the value is read.
+    #[arg(short = 't', long, value_parser = clap::value_parser!(u64).range(..=u64::from(u32::MAX)))]
+    pub timeout: Option<u64>,
     #[arg(long)]
     pub ttl: Option<i64>,
     #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -331,8 +333,9 @@ pub struct HandlerCreate {
     pub type_: String,
     #[arg(short = 'c', long)]
     pub command: Option<String>,
-    #[arg(long)]
-    pub timeout: Option<u32>,
+    // u64: see CheckCreate's timeout.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(..=u64::from(u32::MAX)))]
+    pub timeout: Option<u64>,
     #[arg(long, value_delimiter = ',')]
     pub filters: Vec<String>,
     #[arg(short = 'm', long)]
@@ -344,6 +347,84 @@ pub struct HandlerCreate {
     pub socket_host: Option<String>,
     #[arg(long)]
     pub socket_port: Option<u32>,
+    #[arg(short = 'r', long, value_delimiter = ',')]
+    pub runtime_assets: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilterCmd {
+    #[command(flatten)]
+    Common(Common),
+    /// Create an event filter from flags
+    Create(FilterCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct FilterCreate {
+    pub name: String,
+    /// allow or deny
+    #[arg(short = 'a', long)]
+    pub action: String,
+    /// JavaScript expressions, split at commas outside strings and brackets (sensuctl splits
+    /// at every comma); may be repeated
+    #[arg(short = 'e', long = "expressions", required = true)]
+    pub expressions: Vec<String>,
+    #[arg(short = 'r', long, value_delimiter = ',')]
+    pub runtime_assets: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MutatorCmd {
+    #[command(flatten)]
+    Common(Common),
+    /// Create a mutator from flags
+    Create(MutatorCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct MutatorCreate {
+    pub name: String,
+    /// Command of a pipe mutator
+    #[arg(short = 'c', long)]
+    pub command: Option<String>,
+    /// Seconds before the mutator is stopped
+    // u64 with the global --timeout's id: clap shares one id between the global flag and this
+    // one, and a differing type panics when the value is read.
+    #[arg(short = 't', long, value_parser = clap::value_parser!(u64).range(..=u64::from(u32::MAX)))]
+    pub timeout: Option<u64>,
+    /// `KEY=value` environment variables
+    #[arg(short = 'e', long, value_delimiter = ',')]
+    pub env_vars: Vec<String>,
+    #[arg(short = 'r', long, value_delimiter = ',')]
+    pub runtime_assets: Vec<String>,
+    /// pipe (default) or javascript
+    #[arg(long = "type")]
+    pub type_: Option<String>,
+    /// JavaScript of a javascript mutator
+    #[arg(long)]
+    pub eval: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCmd {
+    #[command(flatten)]
+    Common(Common),
+    /// Create a check hook from flags
+    Create(HookCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct HookCreate {
+    pub name: String,
+    #[arg(short = 'c', long)]
+    pub command: String,
+    /// Seconds before the hook is stopped [default: 60]
+    // No clap default: it would also become the global request timeout.
+    #[arg(short = 't', long, value_parser = clap::value_parser!(u64).range(..=u64::from(u32::MAX)))]
+    pub timeout: Option<u64>,
+    /// Write the check's event to the hook's stdin
+    #[arg(short = 's', long)]
+    pub stdin: bool,
     #[arg(short = 'r', long, value_delimiter = ',')]
     pub runtime_assets: Vec<String>,
 }

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::Error;
 use crate::cli::{
     ApiKeyCmd, AssetCmd, BindingCmd, CheckCmd, Cli, Command, Common, ConfigCmd, Configure,
-    EventCmd, Global, HandlerCmd, ListArgs, NamespaceCmd, RoleCmd, Shell, SilencedCmd, UserCmd,
+    EventCmd, FilterCmd, Global, HandlerCmd, HookCmd, ListArgs, MutatorCmd, NamespaceCmd, RoleCmd,
+    Shell, SilencedCmd, UserCmd,
 };
 use crate::client::{Client, query_escape};
 use crate::config::{self, Cluster, DEFAULT_API_URL, DEFAULT_TIMEOUT_SECS, Profile, Store};
@@ -93,9 +94,21 @@ impl Ctx {
     }
 }
 
-pub fn run(cli: Cli) -> Result<(), Error> {
+pub fn run(mut cli: Cli) -> Result<(), Error> {
     if let Command::Completion { shell } = cli.command {
         return completion(shell);
+    }
+    // A create's own --timeout (the resource's, as sensuctl) shares its clap id with the
+    // global request timeout, so clap hands the value to both; it is the resource's.
+    let resource_timeout = match &cli.command {
+        Command::Check(CheckCmd::Create(c)) => c.timeout,
+        Command::Handler(HandlerCmd::Create(c)) => c.timeout,
+        Command::Mutator(MutatorCmd::Create(c)) => c.timeout,
+        Command::Hook(HookCmd::Create(c)) => c.timeout,
+        _ => None,
+    };
+    if resource_timeout.is_some() {
+        cli.global.timeout = None;
     }
     let ctx = Ctx::load(cli.global)?;
     let stdout = std::io::stdout();
@@ -119,9 +132,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Entity(c) => common(&ctx, kind("entity"), c, out, colour),
         Command::Event(c) => event_cmd(&ctx, c, out, colour),
         Command::Handler(c) => handler_cmd(&ctx, c, out, colour),
-        Command::Filter(c) => common(&ctx, kind("filter"), c, out, colour),
-        Command::Mutator(c) => common(&ctx, kind("mutator"), c, out, colour),
-        Command::Hook(c) => common(&ctx, kind("hook"), c, out, colour),
+        Command::Filter(c) => filter_cmd(&ctx, c, out, colour),
+        Command::Mutator(c) => mutator_cmd(&ctx, c, out, colour),
+        Command::Hook(c) => hook_cmd(&ctx, c, out, colour),
         Command::Asset(c) => asset_cmd(&ctx, c, out, colour),
         Command::Silenced(c) => silenced_cmd(&ctx, c, out, colour),
         Command::Namespace(c) => namespace_cmd(&ctx, c, out, colour),
@@ -804,6 +817,119 @@ fn handler_cmd(ctx: &Ctx, c: HandlerCmd, out: &mut dyn Write, colour: bool) -> R
     }
 }
 
+fn filter_cmd(ctx: &Ctx, c: FilterCmd, out: &mut dyn Write, colour: bool) -> Result<(), Error> {
+    let k = kind("filter");
+    match c {
+        FilterCmd::Common(c) => common(ctx, k, c, out, colour),
+        FilterCmd::Create(c) => {
+            // Checked here, not by clap, so the refusal is one line like every other error.
+            if c.action != "allow" && c.action != "deny" {
+                return Err(Error::Usage(format!(
+                    "--action {:?}: use allow or deny",
+                    c.action
+                )));
+            }
+            let expressions: Vec<String> = c
+                .expressions
+                .iter()
+                .flat_map(|e| split_expressions(e))
+                .collect();
+            let v = json!({
+                "metadata": {"name": c.name},
+                "action": c.action,
+                "expressions": expressions,
+                "runtime_assets": c.runtime_assets,
+            });
+            create_from(ctx, k, v, out)
+        }
+    }
+}
+
+/// sensuctl's comma list, split only at commas outside strings and brackets: a JavaScript
+/// expression such as `['a', 'b'].indexOf(x) >= 0` stays whole, where sensuctl would cut it.
+fn split_expressions(src: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in src.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' | '`' => quote = Some(c),
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                ',' if depth == 0 => {
+                    parts.push(std::mem::take(&mut current));
+                    continue;
+                }
+                _ => {}
+            },
+        }
+        current.push(c);
+    }
+    parts.push(current);
+    // Empty pieces stay, so `a,,b` is refused by validation rather than quietly mended.
+    parts.into_iter().map(|p| p.trim().to_string()).collect()
+}
+
+fn mutator_cmd(ctx: &Ctx, c: MutatorCmd, out: &mut dyn Write, colour: bool) -> Result<(), Error> {
+    let k = kind("mutator");
+    match c {
+        MutatorCmd::Common(c) => common(ctx, k, c, out, colour),
+        MutatorCmd::Create(c) => {
+            let mut v = json!({
+                "metadata": {"name": c.name},
+                "timeout": c.timeout.unwrap_or_default(),
+                "env_vars": c.env_vars,
+                "runtime_assets": c.runtime_assets,
+            });
+            if let Some(cmd) = c.command {
+                v["command"] = json!(cmd);
+            }
+            if let Some(t) = c.type_ {
+                if t != "pipe" && t != "javascript" {
+                    return Err(Error::Usage(format!(
+                        "--type {t:?}: use pipe or javascript"
+                    )));
+                }
+                v["type"] = json!(t);
+            }
+            if let Some(e) = c.eval {
+                v["eval"] = json!(e);
+            }
+            create_from(ctx, k, v, out)
+        }
+    }
+}
+
+fn hook_cmd(ctx: &Ctx, c: HookCmd, out: &mut dyn Write, colour: bool) -> Result<(), Error> {
+    let k = kind("hook");
+    match c {
+        HookCmd::Common(c) => common(ctx, k, c, out, colour),
+        HookCmd::Create(c) => {
+            let v = json!({
+                "metadata": {"name": c.name},
+                "command": c.command,
+                "stdin": c.stdin,
+                // sensuctl's default.
+                "timeout": c.timeout.unwrap_or(60),
+                "runtime_assets": c.runtime_assets,
+            });
+            create_from(ctx, k, v, out)
+        }
+    }
+}
+
 fn silenced_cmd(ctx: &Ctx, c: SilencedCmd, out: &mut dyn Write, colour: bool) -> Result<(), Error> {
     let k = kind("silenced");
     match c {
@@ -1039,5 +1165,23 @@ fn api_key_cmd(ctx: &Ctx, c: ApiKeyCmd, out: &mut dyn Write, colour: bool) -> Re
             writeln!(out, "Created: {location}")?;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_expressions;
+
+    #[test]
+    fn expressions_split_only_at_top_level_commas() {
+        assert_eq!(
+            split_expressions("event.check.status != 0, event.entity.name == 'a,b'"),
+            ["event.check.status != 0", "event.entity.name == 'a,b'"]
+        );
+        assert_eq!(
+            split_expressions("['a', \"b\\\",\"].indexOf(x) >= 0,f(1, {k: 2})"),
+            ["['a', \"b\\\",\"].indexOf(x) >= 0", "f(1, {k: 2})"]
+        );
+        assert_eq!(split_expressions("a,,b"), ["a", "", "b"]);
     }
 }
