@@ -121,6 +121,8 @@ impl std::fmt::Debug for EtcdStore {
 impl EtcdStore {
     /// Connect to etcd. Connections are made lazily, so this succeeds while etcd is down; call
     /// [`EtcdStore::revision`] (or [`EtcdStore::wait_ready`]) to find out whether it answers.
+    /// With a user and password it is not lazy: etcd-client authenticates here, so this fails
+    /// (`Unavailable`) while etcd is down and (`Backend`) when etcd refuses the credentials.
     pub async fn connect(opts: EtcdOptions) -> Result<std::sync::Arc<Self>> {
         if opts.endpoints.is_empty() {
             return Err(StoreError::InvalidRequest(
@@ -135,8 +137,17 @@ impl EtcdStore {
             .with_keep_alive_while_idle(true)
             // A member cut off from the quorum must not answer reads from stale data.
             .with_require_leader(true);
-        if let (Some(user), Some(password)) = (&opts.username, &opts.password) {
-            connect = connect.with_user(user.clone(), password.clone());
+        match (&opts.username, &opts.password) {
+            (Some(user), Some(password)) => {
+                connect = connect.with_user(user.clone(), password.clone());
+            }
+            (None, None) => {}
+            // Half the credentials would silently connect without authenticating.
+            _ => {
+                return Err(StoreError::InvalidRequest(
+                    "the etcd user and password must be given together".to_string(),
+                ));
+            }
         }
         if let Some(tls) = tls_options(&opts)? {
             connect = connect.with_tls(tls);
@@ -283,6 +294,19 @@ fn map_error(e: EtcdError, lease: Option<LeaseId>) -> StoreError {
             {
                 return StoreError::InvalidRequest(format!("etcd: {message}"));
             }
+            // Wrong credentials, or none where etcd's auth is on: final, so not `Unavailable`
+            // (which callers retry and the API reports as a passing outage).
+            if message.contains("authentication failed")
+                || message.contains("user name is empty")
+                || message.contains("user name not found")
+            {
+                return StoreError::Backend(format!(
+                    "etcd refused the user and password (PICKET_BACKEND_ETCD_CLIENT_USERNAME/_PASSWORD): {message}"
+                ));
+            }
+            if message.contains("permission denied") {
+                return StoreError::Backend(format!("etcd: {message}"));
+            }
             if message.contains("required revision has been compacted") {
                 return StoreError::Backend(format!("etcd: {message}"));
             }
@@ -296,10 +320,27 @@ fn map_error(e: EtcdError, lease: Option<LeaseId>) -> StoreError {
             StoreError::InvalidRequest(e.to_string())
         }
         EtcdError::TransportError(_) | EtcdError::IoError(_) => {
-            StoreError::Unavailable(format!("etcd: {e}"))
+            StoreError::Unavailable(format!("etcd: {}", with_causes(&e)))
         }
         _ => StoreError::Backend(format!("etcd: {e}")),
     }
+}
+
+/// An error with its chain of causes: tonic's transport error says only "transport error",
+/// and the reason (a TLS alert, a refused connection) is further down.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Wrappers often repeat their cause's text.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Whether a failed request certainly did not change anything, so even a conditional write

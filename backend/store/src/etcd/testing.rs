@@ -32,6 +32,23 @@ pub struct EtcdClusterOptions {
     /// Where the members' data directories go (default: `/dev/shm`, or the temp dir when
     /// `durable`).
     pub data_parent: Option<PathBuf>,
+    /// Serve clients over TLS (peers stay plain: the peer port is not what is under test).
+    pub tls: Option<EtcdServerTls>,
+}
+
+/// TLS on the members' client port.
+#[derive(Debug, Clone)]
+pub struct EtcdServerTls {
+    /// The members' server certificate and key (PEM); it must name `127.0.0.1`.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The CA that signed the server certificate, which the cluster's own clients trust.
+    pub ca_file: PathBuf,
+    /// Require client certificates signed by `ca_file` (etcd's `--client-cert-auth`); the
+    /// cluster's own clients then present `client`.
+    pub client_cert_auth: bool,
+    /// Client certificate and key (PEM) for the cluster's own clients.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for EtcdClusterOptions {
@@ -43,6 +60,7 @@ impl Default for EtcdClusterOptions {
             election_ms: 1000,
             ready_timeout: Duration::from_secs(30),
             data_parent: None,
+            tls: None,
         }
     }
 }
@@ -169,15 +187,30 @@ impl EtcdCluster {
     fn spawn(&mut self, i: usize) -> Result<(), EtcdClusterError> {
         let initial_cluster = self.initial_cluster();
         let bin = etcd_binary();
+        let scheme = self.scheme();
         let m = &mut self.members[i];
         std::fs::create_dir_all(&m.data_dir)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.root.join(format!("{}.log", m.name)))?;
-        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let client = format!("{scheme}://127.0.0.1:{}", m.client_port);
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        if let Some(tls) = &self.opts.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.cert_file)
+                .arg("--key-file")
+                .arg(&tls.key_file);
+            if tls.client_cert_auth {
+                command
+                    .arg("--client-cert-auth")
+                    .arg("--trusted-ca-file")
+                    .arg(&tls.ca_file);
+            }
+        }
+        let child = command
             .arg("--name")
             .arg(&m.name)
             .arg("--data-dir")
@@ -204,8 +237,7 @@ impl EtcdCluster {
 
     /// Wait until the cluster answers a linearizable read through any running member.
     pub async fn wait_ready(&self) -> Result<(), EtcdClusterError> {
-        let urls = self.running_client_urls();
-        let mut opts = EtcdOptions::new(urls);
+        let mut opts = self.with_tls(EtcdOptions::new(self.running_client_urls()));
         opts.request_timeout = Duration::from_secs(2);
         opts.connect_timeout = Duration::from_secs(1);
         let store = EtcdStore::connect(opts)
@@ -222,8 +254,28 @@ impl EtcdCluster {
     pub fn client_urls(&self) -> Vec<String> {
         self.members
             .iter()
-            .map(|m| format!("http://127.0.0.1:{}", m.client_port))
+            .map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client_port))
             .collect()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.opts.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `opts` with the CA and client certificate this cluster's clients use, if it serves TLS.
+    fn with_tls(&self, mut opts: EtcdOptions) -> EtcdOptions {
+        if let Some(tls) = &self.opts.tls {
+            opts.trusted_ca_file = Some(tls.ca_file.clone());
+            if let Some((cert, key)) = &tls.client {
+                opts.cert_file = Some(cert.clone());
+                opts.key_file = Some(key.clone());
+            }
+        }
+        opts
     }
 
     /// The client URLs of the members currently running.
@@ -231,7 +283,7 @@ impl EtcdCluster {
         self.members
             .iter()
             .filter(|m| m.child.is_some())
-            .map(|m| format!("http://127.0.0.1:{}", m.client_port))
+            .map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client_port))
             .collect()
     }
 
@@ -240,9 +292,10 @@ impl EtcdCluster {
         self.client_urls().join(",")
     }
 
-    /// Options for an [`EtcdStore`] on every member.
+    /// Options for an [`EtcdStore`] on every member (with the cluster's CA and client
+    /// certificate when it serves TLS).
     pub fn store_options(&self) -> EtcdOptions {
-        EtcdOptions::new(self.client_urls())
+        self.with_tls(EtcdOptions::new(self.client_urls()))
     }
 
     /// Connect a store to every member.
