@@ -62,6 +62,16 @@ impl Repo {
         Ok(self.store.put(key, encode(value), 0).await?)
     }
 
+    /// Store `value` at `key` only if nothing is there: `false` when something already is.
+    pub async fn create<T: Serialize>(&self, key: &str, value: &T) -> RepoResult<bool> {
+        let txn = backend_store::Txn {
+            compares: vec![backend_store::Compare::absent(key.to_string())],
+            success: vec![backend_store::Op::put(key.to_string(), encode(value))],
+            failure: vec![],
+        };
+        Ok(self.store.txn(txn).await?.succeeded)
+    }
+
     pub async fn exists(&self, key: &str) -> RepoResult<bool> {
         Ok(self.store.get(key).await?.is_some())
     }

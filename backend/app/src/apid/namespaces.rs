@@ -14,7 +14,6 @@ use proto_spec::validate::validate_name;
 use super::authz::ListScope;
 use super::{ApiError, ApiJson, ApiState, ListParams, list_response, single_response};
 use crate::keys;
-use crate::repo::encode;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -62,17 +61,7 @@ async fn create_namespace(
 ) -> Result<Response, ApiError> {
     validate_name("name", &n.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let key = keys::namespace(&n.name);
-    let created = state
-        .repo
-        .store
-        .txn(Txn {
-            compares: vec![Compare::absent(key.clone())],
-            success: vec![Op::put(key, encode(&n))],
-            failure: vec![],
-        })
-        .await?
-        .succeeded;
-    if !created {
+    if !state.repo.create(&key, &n).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("namespace {:?} already exists", n.name),

@@ -164,17 +164,7 @@ async fn create<R: ClusterResource>(
     value.validate_resource().map_err(invalid)?;
     let name = value.metadata().name.clone();
     let k = key::<R>(&name);
-    let created = state
-        .repo
-        .store
-        .txn(Txn {
-            compares: vec![Compare::absent(k.clone())],
-            success: vec![Op::put(k, encode(&value))],
-            failure: vec![],
-        })
-        .await?
-        .succeeded;
-    if !created {
+    if !state.repo.create(&k, &value).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("{} {name:?} already exists", R::SINGULAR),

@@ -128,17 +128,7 @@ async fn create_user(
     user.password.clear();
     user.password_hash = hash;
     let k = keys::user(&user.username);
-    let created = state
-        .repo
-        .store
-        .txn(Txn {
-            compares: vec![Compare::absent(k.clone())],
-            success: vec![Op::put(k, encode(&user))],
-            failure: vec![],
-        })
-        .await?
-        .succeeded;
-    if !created {
+    if !state.repo.create(&k, &user).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("user {:?} already exists", user.username),
