@@ -12,6 +12,23 @@ use crate::{Error, Result};
 /// How much of an error response body is quoted in the error.
 const BODY_EXCERPT: usize = 512;
 
+/// The options every HTTP handler takes (`#[command(flatten)]` into its arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpArgs {
+    /// Seconds the request may take (connect, TLS, send, answer).
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// PEM file of the CA certificates to trust instead of the built-in roots.
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl HttpArgs {
+    pub fn client(&self) -> Result<Client> {
+        Client::new(Duration::from_secs(self.timeout), self.ca_file.as_deref())
+    }
+}
+
 /// A client for one handler run.
 pub struct Client {
     agent: ureq::Agent,

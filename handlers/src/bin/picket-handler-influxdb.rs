@@ -2,12 +2,10 @@
 //! in line protocol: the v1 API with `--db-name`, the v2 API with `--bucket/--org/--token`.
 //! Flags follow Sensu's `sensu-influxdb-handler`; see handlers/README.md.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use handlers::http::{Client, basic_auth, query_escape};
+use handlers::http::{HttpArgs, basic_auth, query_escape};
 use handlers::influx::{self, Options, Precision};
 
 #[derive(Parser)]
@@ -55,12 +53,8 @@ struct Args {
     /// Strip a leading `<entity name>.` from point names.
     #[arg(long)]
     strip_host: bool,
-    /// Seconds the whole write may take.
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
-    /// PEM file of the CA certificates to trust instead of the built-in roots (https).
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 fn main() -> ExitCode {
@@ -103,7 +97,7 @@ fn main() -> ExitCode {
             }
             (None, None) => unreachable!("clap requires --db-name or --bucket"),
         };
-        let client = Client::new(Duration::from_secs(args.timeout), args.ca_file.as_deref())?;
+        let client = args.http.client()?;
         let count = lines.lines().count();
         client.send("POST", &url, &headers, lines.into_bytes())?;
         Ok(format!(

@@ -2,12 +2,10 @@
 //! entity/check (the dedup key). Flags follow Sensu's `sensu-pagerduty-handler`; see
 //! handlers/README.md.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use handlers::http::Client;
+use handlers::http::HttpArgs;
 use handlers::pagerduty::{self, Options};
 
 #[derive(Parser)]
@@ -25,12 +23,8 @@ struct Args {
     /// The Events API v2 endpoint (override for tests or a proxy).
     #[arg(long, env = "PAGERDUTY_URL", default_value = pagerduty::DEFAULT_URL)]
     url: String,
-    /// Seconds the request may take.
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
-    /// PEM file of the CA certificates to trust instead of the built-in roots.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 fn main() -> ExitCode {
@@ -43,7 +37,7 @@ fn main() -> ExitCode {
             summary_template: args.summary_template,
         };
         let body = pagerduty::payload(&event, &options, handlers::datetime::now())?;
-        let client = Client::new(Duration::from_secs(args.timeout), args.ca_file.as_deref())?;
+        let client = args.http.client()?;
         client.post_json(&args.url, &body)?;
         Ok(format!(
             "{} {}",

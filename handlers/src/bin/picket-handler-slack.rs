@@ -1,12 +1,10 @@
 //! Posts an event to a Slack-compatible incoming webhook. Flags follow Sensu's
 //! `sensu-slack-handler`; see handlers/README.md.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use handlers::http::Client;
+use handlers::http::HttpArgs;
 use handlers::slack::{self, Options};
 
 #[derive(Parser)]
@@ -27,12 +25,8 @@ struct Args {
     /// Template of the message text (Go template over the event).
     #[arg(short = 't', long, env = "SLACK_DESCRIPTION_TEMPLATE", default_value = slack::DEFAULT_DESCRIPTION)]
     description_template: String,
-    /// Seconds the post may take.
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
-    /// PEM file of the CA certificates to trust instead of the built-in roots.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 fn main() -> ExitCode {
@@ -46,7 +40,7 @@ fn main() -> ExitCode {
             description_template: args.description_template,
         };
         let body = slack::payload(&event, &options)?;
-        let client = Client::new(Duration::from_secs(args.timeout), args.ca_file.as_deref())?;
+        let client = args.http.client()?;
         client.post_json(&args.webhook_url, &body)?;
         Ok(String::new())
     })

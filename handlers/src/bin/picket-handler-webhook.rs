@@ -3,10 +3,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use handlers::http::{Client, parse_header};
+use handlers::http::{HttpArgs, parse_header};
 
 #[derive(Parser)]
 #[command(name = "picket-handler-webhook", version, about)]
@@ -34,12 +33,8 @@ struct Args {
     /// File holding the body template.
     #[arg(long, env = "WEBHOOK_BODY_TEMPLATE_FILE")]
     body_template_file: Option<PathBuf>,
-    /// Seconds the request may take.
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
-    /// PEM file of the CA certificates to trust instead of the built-in roots.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 fn main() -> ExitCode {
@@ -61,7 +56,7 @@ fn main() -> ExitCode {
             Some(t) => handlers::template::render(&t, &event, "body template")?,
             None => event.to_string(),
         };
-        let client = Client::new(Duration::from_secs(args.timeout), args.ca_file.as_deref())?;
+        let client = args.http.client()?;
         let reply = client.send(&args.method, &args.url, &headers, body.into_bytes())?;
         Ok(format!("{} {}", args.method, reply.status))
     })
