@@ -57,7 +57,10 @@ type Shared = Option<Result<PathBuf, Error>>;
 #[derive(Debug)]
 pub struct AssetCache {
     dir: PathBuf,
-    fetcher: Fetcher,
+    fetch: FetchConfig,
+    /// Built at the first download: the system trust store it parses costs about a megabyte
+    /// of resident memory, which an agent that never fetches an asset should not pay.
+    fetcher: Mutex<Option<Arc<Fetcher>>>,
     limits: Limits,
     bucket: Mutex<Bucket>,
     inflight: Mutex<HashMap<String, Arc<watch::Sender<Shared>>>>,
@@ -68,7 +71,8 @@ pub struct AssetCache {
 impl AssetCache {
     /// Create the directory if needed and clear what an earlier run left half done.
     pub fn open(config: CacheConfig) -> Result<AssetCache, Error> {
-        let fetcher = Fetcher::new(&config.fetch)?;
+        // A bad --trusted-ca-file is still reported at start-up.
+        Fetcher::check_trusted_ca_file(&config.fetch)?;
         let tmp = config.dir.join(TMP_DIR);
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(|e| {
@@ -86,7 +90,8 @@ impl AssetCache {
         })?;
         Ok(AssetCache {
             dir: config.dir,
-            fetcher,
+            fetch: config.fetch,
+            fetcher: Mutex::new(None),
             limits: config.limits,
             bucket: Mutex::new(Bucket::new(config.rate_per_second, config.burst)),
             inflight: Mutex::new(HashMap::new()),
@@ -97,6 +102,16 @@ impl AssetCache {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn fetcher(&self) -> Result<Arc<Fetcher>, Error> {
+        let mut slot = self.fetcher.lock().expect("fetcher lock");
+        if let Some(f) = slot.as_ref() {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(Fetcher::new(&self.fetch)?);
+        *slot = Some(f.clone());
+        Ok(f)
     }
 
     /// Downloads started since the cache was opened (cache hits and joined downloads not
@@ -211,7 +226,7 @@ impl AssetCache {
             .open(&guard.archive)
             .map_err(|e| Error::Io(format!("cannot create {}: {e}", guard.archive.display())))?;
         let actual = self
-            .fetcher
+            .fetcher()?
             .download(&asset.url, &asset.headers, &mut file)?;
         drop(file);
         if actual != key {

@@ -57,7 +57,20 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// Reads the CA bundle now, so a bad `--trusted-ca-file` is reported at start-up.
+    /// The trusted CA file, when set, is readable and holds at least one certificate.
+    pub fn check_trusted_ca_file(config: &FetchConfig) -> Result<(), Error> {
+        if let Some(p) = &config.trusted_ca_file
+            && read_pem_certs(p)?.is_empty()
+        {
+            return Err(Error::Config(format!(
+                "trusted CA file {} holds no certificate",
+                p.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads the system trust store and the trusted CA file.
     pub fn new(config: &FetchConfig) -> Result<Fetcher, Error> {
         let mut roots: Vec<Certificate<'static>> = Vec::new();
         let system = std::env::var_os("SSL_CERT_FILE")
