@@ -216,3 +216,46 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The administrator the test backends seed on their first start.
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
+
+/// A real `picket-backend start` on free loopback ports.
+pub struct Backend {
+    pub api: Api,
+    pub api_port: u16,
+    pub agent_port: u16,
+    pub process: Proc,
+}
+
+/// Start `picket-backend` with its state in `dir/state` and its log in `dir/backend.log`, the
+/// first start seeding [`ADMIN`]; `extra_args` go after the common flags. Returns once
+/// `/health` answers.
+pub fn start_backend(dir: &Path, extra_args: &[&str]) -> Backend {
+    let (api_port, agent_port) = (free_port(), free_port());
+    let mut cmd = Command::new(binary("picket-backend"));
+    cmd.args(["start", "--config-file", "/dev/null", "--state-dir"])
+        .arg(dir.join("state"))
+        .args(["--api-listen-address", &format!("127.0.0.1:{api_port}")])
+        .args(["--agent-host", "127.0.0.1"])
+        .args(["--agent-port", &agent_port.to_string()])
+        .args(extra_args)
+        .env("PICKET_BACKEND_CLUSTER_ADMIN_USERNAME", ADMIN)
+        .env("PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    let process = Proc::spawn("picket-backend", cmd, dir.join("backend.log"));
+    let api = Api::new(
+        format!("http://127.0.0.1:{api_port}"),
+        ADMIN,
+        ADMIN_PASSWORD,
+    );
+    eventually("the backend's API", Duration::from_secs(30), || {
+        api.get("/health").filter(|r| r.status == 200)
+    });
+    Backend {
+        api,
+        api_port,
+        agent_port,
+        process,
+    }
+}

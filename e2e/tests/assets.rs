@@ -8,11 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use assetfetch::testing::{FileServer, TestCa, executable_asset, sha512_hex, tar_gz};
-use e2e::{Api, Proc, binary, eventually, free_port};
+use e2e::{Api, Proc, binary, eventually, start_backend};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin";
-const ADMIN_PASSWORD: &str = "e2e-admin-password";
 const NS: &str = "/api/core/v2/namespaces/default";
 const CHECK_HTTP: &str = "/usr/lib/nagios/plugins/check_http";
 
@@ -55,32 +53,17 @@ fn a_check_and_a_handler_run_from_assets_fetched_over_https() {
     app.serve("/healthz", b"ok".to_vec());
     let app_port = app.url("").rsplit(':').next().unwrap().to_string();
 
-    let (api_port, agent_port) = (free_port(), free_port());
-    let mut cmd = Command::new(binary("picket-backend"));
-    cmd.args(["start", "--config-file", "/dev/null", "--state-dir"])
-        .arg(dir.path().join("state"))
-        .arg("--cache-dir")
-        .arg(dir.path().join("backend-cache"))
-        .arg("--trusted-ca-file")
-        .arg(&ca_file)
-        .args(["--api-listen-address", &format!("127.0.0.1:{api_port}")])
-        .args([
-            "--agent-host",
-            "127.0.0.1",
-            "--agent-port",
-            &agent_port.to_string(),
-        ])
-        .env("PICKET_BACKEND_CLUSTER_ADMIN_USERNAME", ADMIN)
-        .env("PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD", ADMIN_PASSWORD);
-    let _backend = Proc::spawn("picket-backend", cmd, dir.path().join("backend.log"));
-    let api = Api::new(
-        format!("http://127.0.0.1:{api_port}"),
-        ADMIN,
-        ADMIN_PASSWORD,
+    let cache_dir = dir.path().join("backend-cache");
+    let backend = start_backend(
+        dir.path(),
+        &[
+            "--cache-dir",
+            cache_dir.to_str().unwrap(),
+            "--trusted-ca-file",
+            ca_file.to_str().unwrap(),
+        ],
     );
-    eventually("the backend's API", Duration::from_secs(30), || {
-        api.get("/health").filter(|r| r.status == 200)
-    });
+    let (api, agent_port, _backend) = (backend.api, backend.agent_port, backend.process);
 
     let agent_cache = dir.path().join("agent-cache");
     let mut cmd = Command::new(binary("picket-agent"));

@@ -9,11 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use e2e::{Api, Proc, binary, eventually, free_port};
+use e2e::{Api, Proc, binary, eventually, free_port, start_backend};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin";
-const ADMIN_PASSWORD: &str = "e2e-admin-password";
 const NS: &str = "/api/core/v2/namespaces/default";
 const PLUGINS: &str = "/usr/lib/nagios/plugins";
 
@@ -30,34 +28,12 @@ fn start_cluster() -> Cluster {
         "{PLUGINS}/check_http is missing: install monitoring-plugins-basic (scripts/test does)"
     );
     let dir = tempfile::tempdir().unwrap();
-    let (api_port, agent_port) = (free_port(), free_port());
-    let mut cmd = Command::new(binary("picket-backend"));
-    cmd.args(["start", "--config-file", "/dev/null", "--state-dir"])
-        .arg(dir.path().join("state"))
-        .args(["--api-listen-address", &format!("127.0.0.1:{api_port}")])
-        .args([
-            "--agent-host",
-            "127.0.0.1",
-            "--agent-port",
-            &agent_port.to_string(),
-        ])
-        .args(["--log-level", "info"])
-        .env("PICKET_BACKEND_CLUSTER_ADMIN_USERNAME", ADMIN)
-        .env("PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD", ADMIN_PASSWORD);
-    let backend = Proc::spawn("picket-backend", cmd, dir.path().join("backend.log"));
-    let api = Api::new(
-        format!("http://127.0.0.1:{api_port}"),
-        ADMIN,
-        ADMIN_PASSWORD,
-    );
-    eventually("the backend's API", Duration::from_secs(30), || {
-        api.get("/health").filter(|r| r.status == 200)
-    });
+    let backend = start_backend(dir.path(), &["--log-level", "info"]);
     Cluster {
-        api,
-        agent_port,
+        api: backend.api,
+        agent_port: backend.agent_port,
         dir,
-        _backend: backend,
+        _backend: backend.process,
     }
 }
 

@@ -11,11 +11,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{Api, Proc, binary, eventually, free_port};
+use e2e::{Proc, eventually, free_port, start_backend};
 use serde_json::json;
 
-const ADMIN: &str = "admin";
-const ADMIN_PASSWORD: &str = "e2e-admin-password";
 const NS: &str = "/api/core/v2/namespaces/default";
 const SIZE_BUDGET: u64 = 8_000_000;
 
@@ -62,6 +60,67 @@ fn static_x86_64_agent_is_stripped_static_and_under_the_size_budget() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
+/// cross/build-agents links the functions of cross/agent-symbol-order.txt (what a running
+/// agent executes) first and next to each other, so an idle agent keeps few code pages mapped.
+/// Read from the same link before it was stripped (`<target>/<triple>/release-small/`).
+#[test]
+fn x86_64_agent_code_is_laid_out_by_the_symbol_order_file() {
+    let order_file =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cross/agent-symbol-order.txt");
+    let order = std::fs::read_to_string(&order_file).expect("cross/agent-symbol-order.txt");
+    let wanted: std::collections::HashSet<&str> = order.lines().filter(|l| !l.is_empty()).collect();
+    // <target>/<profile>/deps/<this test>
+    let exe = std::env::current_exe().unwrap();
+    let target_root = exe.ancestors().nth(3).expect("target directory");
+    let unstripped = target_root.join("x86_64-unknown-linux-musl/release-small/picket-agent");
+    let out = Command::new("nm")
+        .args(["--defined-only", "-S"])
+        .arg(&unstripped)
+        .output()
+        .expect("run nm (binutils)");
+    assert!(
+        out.status.success(),
+        "nm {}: {} (cross/build-agents builds it)",
+        unstripped.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "address size type name" for every code symbol with a size.
+    let (mut text_lo, mut text_hi) = (u64::MAX, 0);
+    let (mut hot_lo, mut hot_hi, mut hot_bytes, mut found) = (u64::MAX, 0, 0, 0usize);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 4 || !matches!(f[2], "t" | "T" | "W") {
+            continue;
+        }
+        let (addr, size) = (
+            u64::from_str_radix(f[0], 16).unwrap(),
+            u64::from_str_radix(f[1], 16).unwrap(),
+        );
+        text_lo = text_lo.min(addr);
+        text_hi = text_hi.max(addr + size);
+        if wanted.contains(f[3]) {
+            found += 1;
+            hot_lo = hot_lo.min(addr);
+            hot_hi = hot_hi.max(addr + size);
+            hot_bytes += size;
+        }
+    }
+    assert!(
+        found * 2 >= wanted.len(),
+        "only {found} of the {} functions in cross/agent-symbol-order.txt exist in the agent: \
+         the file is stale, run cross/profile-agent-order",
+        wanted.len()
+    );
+    let (span, text) = (hot_hi - hot_lo, text_hi - text_lo);
+    // Laid out, the hot functions fill a span close to their own size (alignment padding);
+    // in the linker's default order they spread over most of the code.
+    assert!(
+        span <= hot_bytes + hot_bytes / 4 + 65_536,
+        "the agent's {found} hot functions ({hot_bytes} bytes) are spread over {span} of \
+         {text} bytes of code: the symbol-ordering file was not applied"
+    );
+}
+
 /// How to run a foreign binary: the qemu-user emulator and its arguments.
 fn qemu(triple: &str) -> Command {
     let mut cmd = match triple {
@@ -96,25 +155,9 @@ fn smoke(triple: &str, elf_arch: &str) {
 
     // A real backend on loopback.
     let dir = tempfile::tempdir().unwrap();
-    let (api_port, agent_port, statsd_port) = (free_port(), free_port(), free_port());
-    let mut cmd = Command::new(binary("picket-backend"));
-    cmd.args(["start", "--config-file", "/dev/null", "--state-dir"])
-        .arg(dir.path().join("state"))
-        .args(["--api-listen-address", &format!("127.0.0.1:{api_port}")])
-        .args(["--agent-host", "127.0.0.1"])
-        .args(["--agent-port", &agent_port.to_string()])
-        .args(["--log-level", "info"])
-        .env("PICKET_BACKEND_CLUSTER_ADMIN_USERNAME", ADMIN)
-        .env("PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD", ADMIN_PASSWORD);
-    let _backend = Proc::spawn("picket-backend", cmd, dir.path().join("backend.log"));
-    let api = Api::new(
-        format!("http://127.0.0.1:{api_port}"),
-        ADMIN,
-        ADMIN_PASSWORD,
-    );
-    eventually("the backend's API", Duration::from_secs(30), || {
-        api.get("/health").filter(|r| r.status == 200)
-    });
+    let statsd_port = free_port();
+    let backend = start_backend(dir.path(), &["--log-level", "info"]);
+    let (api, agent_port, _backend) = (backend.api, backend.agent_port, backend.process);
 
     // The emulated agent, with its StatsD listener on a free port.
     let name = format!("qemu-{}", triple.split('-').next().unwrap());
