@@ -275,7 +275,10 @@ try {
   // Keyboard only: log in, reach an event from the events list, and resolve it.
   await page.getByRole("button", { name: "Log out" }).click();
   await page.waitForURL(/\/ui\/login$/);
+  await page.setViewportSize(WIDTHS.phone);
   await shot(page, "login", "phone");
+  await audit(page, "login (phone)");
+  await page.setViewportSize(WIDTHS.desktop);
   await page.goto(`${BASE}/ui/ns/ops/events`);
   assert.match(page.url(), /\/ui\/login$/, "logged out: pages send the browser to the login form");
   // The form focuses the username field itself (autofocus, once the page has rendered).
