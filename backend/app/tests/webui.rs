@@ -238,6 +238,11 @@ async fn ui_requires_login_csrf_and_the_apis_authorization() {
     )
     .await;
     assert!(disk.body.contains("check-disk"), "{}", disk.body);
+    assert!(
+        page.body.contains("id=\"event-count\" data-live>0 events<"),
+        "{}",
+        page.body
+    );
     // Without a session a poll gets a 401 (the script then opens the login form).
     let anon = raw(
         "GET",

@@ -258,7 +258,7 @@ pub fn event_rows(ns: &str, events: &[Value]) -> String {
     out
 }
 
-pub fn events_body(f: &EventFilter, count: usize, rows: &str) -> String {
+pub fn events_body(f: &EventFilter, count: &str, rows: &str) -> String {
     let mut status_opts = String::from("<option value=\"\">any</option>");
     for s in ["critical", "warning", "unknown", "ok"] {
         let sel = if f.status == s { " selected" } else { "" };
@@ -272,7 +272,7 @@ pub fn events_body(f: &EventFilter, count: usize, rows: &str) -> String {
 <label>Text <input name="q" type="search" value="{q}"></label>
 <button type="submit">Filter</button>
 </form>
-<p class="muted" aria-live="polite"><span id="event-count" data-live>{count}</span> events{note}</p>
+<p class="muted" aria-live="polite"><span id="event-count" data-live>{count}</span>{note}</p>
 <div class="scroll"><table class="events">
 <thead><tr><th scope="col">Status</th><th scope="col">Entity</th><th scope="col">Check</th><th scope="col">Output</th><th scope="col">Last seen</th></tr></thead>
 <tbody id="event-rows" data-live>{rows}</tbody></table></div>"#,
@@ -281,6 +281,11 @@ pub fn events_body(f: &EventFilter, count: usize, rows: &str) -> String {
         q = esc(&f.q),
         note = LIVE_NOTE,
     )
+}
+
+/// "1 event", "2 events": a live region of the lists.
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Shown by app.js once it keeps the page current; without JavaScript the page is static.
@@ -411,9 +416,9 @@ pub fn entity_rows(ns: &str, entities: &[Value], events: &[Value]) -> String {
     rows
 }
 
-pub fn entities_body(count: usize, rows: &str) -> String {
+pub fn entities_body(count: &str, rows: &str) -> String {
     format!(
-        r#"<p class="muted" aria-live="polite"><span id="entity-count" data-live>{count}</span> entities{note}</p>
+        r#"<p class="muted" aria-live="polite"><span id="entity-count" data-live>{count}</span>{note}</p>
 <div class="scroll"><table class="entities">
 <thead><tr><th scope="col">Name</th><th scope="col">Class</th><th scope="col">Subscriptions</th><th scope="col">Last seen</th><th scope="col">Keepalive</th></tr></thead>
 <tbody id="entity-rows" data-live>{rows}</tbody></table></div>"#,

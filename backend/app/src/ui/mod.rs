@@ -638,13 +638,13 @@ async fn events_page(
         Err(e) => return ctx.fail(e),
     };
     let rows = html::event_rows(&ns, &evs);
-    let count = evs.len().to_string();
+    let count = html::counted(evs.len(), "event", "events");
     ctx.show(
         &ns,
         "Events",
         "events",
         &[("event-rows", &rows), ("event-count", &count)],
-        || html::events_body(&f, evs.len(), &rows),
+        || html::events_body(&f, &count, &rows),
     )
     .await
 }
@@ -789,13 +789,13 @@ async fn entities_page(mut ctx: Ctx, Path(ns): Path<String>) -> Response {
         _ => Vec::new(),
     };
     let rows = html::entity_rows(&ns, &entities, &events);
-    let count = entities.len().to_string();
+    let count = html::counted(entities.len(), "entity", "entities");
     ctx.show(
         &ns,
         "Entities",
         "entities",
         &[("entity-rows", &rows), ("entity-count", &count)],
-        || html::entities_body(entities.len(), &rows),
+        || html::entities_body(&count, &rows),
     )
     .await
 }

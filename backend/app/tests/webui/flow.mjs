@@ -119,7 +119,7 @@ try {
   const agentRow = page.locator('#entity-rows tr[data-entity="web1"]');
   await agentRow.waitFor({ timeout: 30000 });
   await agentRow.locator("td.keepalive .badge.s-ok").waitFor();
-  assert.equal(await page.locator("#entity-count").textContent(), "1");
+  assert.equal(await page.locator("#entity-count").textContent(), "1 entity");
   const seen = await agentRow.locator("td.seen time").getAttribute("data-unix");
   await page.waitForFunction((s) => {
     const t = document.querySelector('#entity-rows tr[data-entity="web1"] td.seen time');
@@ -145,7 +145,7 @@ try {
   await assertNotReloaded(page, "events list");
   // Sorted by severity: the critical event comes before the OK keepalive.
   assert.equal(await page.locator("#event-rows tr").first().getAttribute("data-check"), "disk");
-  assert.equal(await page.locator("#event-count").textContent(), "2");
+  assert.equal(await page.locator("#event-count").textContent(), "2 events");
   await shot(page, "events", "desktop");
 
   // Filter by status.
