@@ -95,6 +95,7 @@ pub struct Backend {
     pipeline: backend_pipeline::RunnerConfig,
     assets: Option<Arc<assetfetch::AssetCache>>,
     auth: AuthConfig,
+    ui: crate::ui::UiConfig,
 }
 
 impl Backend {
@@ -123,6 +124,7 @@ impl Backend {
             pipeline: backend_pipeline::RunnerConfig::default(),
             assets: None,
             auth: AuthConfig::default(),
+            ui: crate::ui::UiConfig::default(),
         })
     }
 
@@ -130,6 +132,11 @@ impl Backend {
     /// without one they fail.
     pub fn set_asset_cache(&mut self, cache: Arc<assetfetch::AssetCache>) {
         self.assets = Some(cache);
+    }
+
+    /// The web UI's origins behind a reverse proxy (`--ui-origin`).
+    pub fn set_ui_config(&mut self, ui: crate::ui::UiConfig) {
+        self.ui = ui;
     }
 
     pub fn api_addr(&self) -> SocketAddr {
@@ -249,6 +256,8 @@ impl Backend {
             },
             self.config.api_request_limit,
         );
+        // The UI's pages call this API router in-process, through the same gate.
+        let api_app = crate::ui::with_ui(api_app, self.ui.clone());
         tracing::info!(
             api = %self.api_addr(),
             api_tls = self.api_listener.is_tls(),

@@ -138,6 +138,13 @@ pub struct StartFlags {
     /// URL of the REST API as clients reach it.
     #[arg(long, default_value = "http://localhost:8080")]
     pub api_url: String,
+    /// Origin (scheme://host[:port]) browsers reach the web UI at through a reverse proxy
+    /// that rewrites Host, e.g. https://picket.example.com; repeat it or separate with commas.
+    /// When given, UI form posts must come from one of these origins (not from the Host the
+    /// backend sees), and when all are https:// the UI's cookies are marked Secure. Forwarded
+    /// headers are never trusted. (A Picket extension.)
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub ui_origin: Vec<String>,
     /// Largest API request body in bytes.
     #[arg(long, default_value_t = 512_000)]
     pub api_request_limit: usize,
@@ -329,6 +336,14 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Cli, Conf
 
     let mut folded: Vec<String> = vec![args[0].clone(), sub_name.to_string()];
     let env_key = |flag: &str| format!("{ENV_PREFIX}{}", flag.to_uppercase().replace('-', "_"));
+    // A flag on the command line replaces the file's and the environment's value rather than
+    // adding to it: list flags (`--ui-origin`) append, so "last one wins" is not enough.
+    let on_command_line = |flag: &str| {
+        let long = format!("--{flag}");
+        args[2..]
+            .iter()
+            .any(|a| *a == long || a.starts_with(&format!("{long}=")))
+    };
 
     if let Some(path) = file_path {
         for (key, value) in read_config_file(&path, explicit_file)? {
@@ -341,7 +356,7 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Cli, Conf
                     reason: format!("unknown key {key:?}"),
                 });
             }
-            if env.contains_key(&env_key(&key)) {
+            if env.contains_key(&env_key(&key)) || on_command_line(&key) {
                 continue;
             }
             folded.push(format!("--{key}={value}"));
@@ -351,7 +366,9 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Cli, Conf
         if flag == "help" || flag == "version" {
             continue;
         }
-        if let Some(v) = env.get(&env_key(flag)) {
+        if let Some(v) = env.get(&env_key(flag))
+            && !on_command_line(flag)
+        {
             folded.push(format!("--{flag}={v}"));
         }
     }
@@ -642,6 +659,66 @@ mod tests {
         assert_eq!(s.api_url, "http://env:8080", "env beats file");
         assert_eq!(s.store.log_level, "trace", "flag beats env");
         assert_eq!(s.labels.as_deref(), Some("region=eu"));
+    }
+
+    #[test]
+    fn ui_origins_repeat_split_and_replace_the_files_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("backend.yml");
+        std::fs::write(
+            &file,
+            "ui-origin:\n  - https://a.example\n  - https://b.example\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = start(
+            parse(
+                &args(&["picket-backend", "start", "-c", path]),
+                &HashMap::new(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            from_file.ui_origin,
+            ["https://a.example", "https://b.example"]
+        );
+        let mut env = HashMap::new();
+        env.insert(
+            "PICKET_BACKEND_UI_ORIGIN".to_string(),
+            "https://env.example".to_string(),
+        );
+        let from_env = start(parse(&args(&["picket-backend", "start", "-c", path]), &env).unwrap());
+        assert_eq!(
+            from_env.ui_origin,
+            ["https://env.example"],
+            "env replaces file"
+        );
+        let from_flags = start(
+            parse(
+                &args(&[
+                    "picket-backend",
+                    "start",
+                    "-c",
+                    path,
+                    "--ui-origin",
+                    "https://x.example",
+                    "--ui-origin=https://y.example,http://z.example:8080",
+                ]),
+                &env,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            from_flags.ui_origin,
+            [
+                "https://x.example",
+                "https://y.example",
+                "http://z.example:8080"
+            ],
+            "flags replace env and file, and repeat"
+        );
+        let none = start(parse(&args(&["picket-backend", "start"]), &HashMap::new()).unwrap());
+        assert!(none.ui_origin.is_empty());
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct PeerInfo {
     /// The subject CN of the client certificate the TLS handshake verified (agent port with
     /// `--agent-auth-trusted-ca-file`); `None` without TLS or without a certificate.
     pub client_cn: Option<String>,
+    /// The connection speaks TLS: the web UI marks its cookies `Secure` then.
+    pub tls: bool,
 }
 
 impl Connected<IncomingStream<'_, Listener>> for PeerInfo {
@@ -108,6 +110,7 @@ impl axum::serve::Listener for Listener {
                 let peer = PeerInfo {
                     addr,
                     client_cn: None,
+                    tls: false,
                 };
                 (tls::Stream::Plain(stream), peer)
             }
@@ -123,6 +126,7 @@ impl axum::serve::Listener for Listener {
         Ok(PeerInfo {
             addr: self.local,
             client_cn: None,
+            tls: self.is_tls(),
         })
     }
 }
@@ -165,6 +169,7 @@ async fn accept_tls(
                     let peer = PeerInfo {
                         addr,
                         client_cn: conn.peer_common_name(),
+                        tls: true,
                     };
                     let _ = ready.send((conn, peer)).await;
                 }

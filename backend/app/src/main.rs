@@ -264,6 +264,13 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
             return Ok(ExitCode::from(EX_USAGE));
         }
     };
+    let ui = match backend_app::ui::UiConfig::with_origins(&flags.ui_origin) {
+        Ok(ui) => ui,
+        Err(e) => {
+            eprintln!("picket-backend: {e}");
+            return Ok(ExitCode::from(EX_USAGE));
+        }
+    };
     let ecdsa_keys = match (&flags.jwt_private_key_file, &flags.jwt_public_key_file) {
         (None, None) => None,
         (Some(private), Some(public)) => match load_jwt_keys(private, public) {
@@ -327,6 +334,7 @@ async fn run_start(flags: StartFlags, env: &HashMap<String, String>) -> Result<E
         ecdsa_keys,
         ..AuthConfig::default()
     });
+    backend.set_ui_config(ui);
     backend.set_pipeline_config(backend_pipeline::RunnerConfig {
         workers: flags.pipelined_workers,
         buffer_size: flags.pipelined_buffer_size,

@@ -84,7 +84,7 @@ pub fn router(state: ApiState, body_limit: usize) -> Router {
         .merge(users::routes())
         .merge(apikeys::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authz::gate));
-    let api = Router::new()
+    Router::new()
         .nest("/api/core/v2", api)
         .merge(auth_routes::routes())
         .route("/health", get(health))
@@ -99,8 +99,7 @@ pub fn router(state: ApiState, body_limit: usize) -> Router {
         ))
         .layer(middleware::map_response(json_payload_too_large))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .with_state(state);
-    crate::ui::with_ui(api)
+        .with_state(state)
 }
 
 /// Bodies over `--api-request-limit` are refused by whichever extractor reads them; those

@@ -258,7 +258,7 @@ pub fn event_rows(ns: &str, events: &[Value]) -> String {
     out
 }
 
-pub fn events_body(ns: &str, f: &EventFilter, events: &[Value]) -> String {
+pub fn events_body(f: &EventFilter, count: &str, rows: &str) -> String {
     let mut status_opts = String::from("<option value=\"\">any</option>");
     for s in ["critical", "warning", "unknown", "ok"] {
         let sel = if f.status == s { " selected" } else { "" };
@@ -272,24 +272,55 @@ pub fn events_body(ns: &str, f: &EventFilter, events: &[Value]) -> String {
 <label>Text <input name="q" type="search" value="{q}"></label>
 <button type="submit">Filter</button>
 </form>
-<p class="muted" aria-live="polite"><span id="event-count">{count}</span> events · updated live</p>
-<div class="scroll"><table class="events" data-live="/ui/ns/{nse}/events.json">
+<p class="muted" aria-live="polite"><span id="event-count" data-live>{count}</span>{note}</p>
+<div class="scroll"><table class="events">
 <thead><tr><th scope="col">Status</th><th scope="col">Entity</th><th scope="col">Check</th><th scope="col">Output</th><th scope="col">Last seen</th></tr></thead>
-<tbody id="event-rows">{rows}</tbody></table></div>"#,
+<tbody id="event-rows" data-live>{rows}</tbody></table></div>"#,
         entity = esc(&f.entity),
         check = esc(&f.check),
         q = esc(&f.q),
-        count = events.len(),
-        nse = enc(ns),
-        rows = event_rows(ns, events),
+        note = LIVE_NOTE,
     )
 }
 
-pub fn event_body(ns: &str, ev: &Value, csrf: &str, done: Option<&str>) -> String {
+/// "1 event", "2 events": a live region of the lists.
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Shown by app.js once it keeps the page current; without JavaScript the page is static.
+const LIVE_NOTE: &str = "<span data-live-note hidden> · updated live</span>";
+
+/// The event page's summary (status, occurrences, silences): a live region.
+pub fn event_summary(ns: &str, ev: &Value) -> String {
     let status = ev_i64(ev, "/check/status");
     let entity = ev_str(ev, "/entity/metadata/name");
-    let check = ev_str(ev, "/check/metadata/name");
-    let base = event_link(ns, ev);
+    let silenced = strings(ev.pointer("/check/silenced").unwrap_or(&Value::Null));
+    let silenced = if silenced.is_empty() {
+        "none".to_string()
+    } else {
+        silenced
+    };
+    format!(
+        r#"<dt>Status</dt><dd>{badge} (exit code {status})</dd>
+<dt>Entity</dt><dd><a href="/ui/ns/{nse}/entities/{ee}">{e}</a></dd>
+<dt>Check</dt><dd>{c}</dd>
+<dt>Occurrences</dt><dd><span class="occurrences">{occ}</span> (watermark {wm})</dd>
+<dt>Last seen</dt><dd>{time}</dd>
+<dt>Silenced by</dt><dd>{silenced}</dd>"#,
+        badge = badge(status),
+        nse = enc(ns),
+        ee = enc(entity),
+        e = esc(entity),
+        c = esc(ev_str(ev, "/check/metadata/name")),
+        occ = ev_i64(ev, "/check/occurrences"),
+        wm = ev_i64(ev, "/check/occurrences_watermark"),
+        time = time(ev_i64(ev, "/timestamp")),
+    )
+}
+
+/// The event's history as a strip of statuses, oldest first: a live region.
+pub fn event_history(ev: &Value) -> String {
     let mut strip = String::new();
     if let Some(history) = ev.pointer("/check/history").and_then(Value::as_array) {
         for h in history {
@@ -308,27 +339,34 @@ pub fn event_body(ns: &str, ev: &Value, csrf: &str, done: Option<&str>) -> Strin
             );
         }
     }
-    let silenced = strings(ev.pointer("/check/silenced").unwrap_or(&Value::Null));
-    let silenced = if silenced.is_empty() {
-        "none".to_string()
-    } else {
-        silenced
-    };
+    strip
+}
+
+pub fn event_output(ev: &Value) -> String {
+    esc(ev_str(ev, "/check/output"))
+}
+
+pub struct EventParts<'a> {
+    pub summary: &'a str,
+    pub history: &'a str,
+    pub output: &'a str,
+}
+
+pub fn event_body(
+    ns: &str,
+    ev: &Value,
+    parts: EventParts<'_>,
+    csrf: &str,
+    done: Option<&str>,
+) -> String {
     format!(
         r#"{flash}
 <section aria-labelledby="summary-h"><h2 id="summary-h">Summary</h2>
-<dl class="facts">
-<dt>Status</dt><dd>{badge} (exit code {status})</dd>
-<dt>Entity</dt><dd><a href="/ui/ns/{nse}/entities/{ee}">{e}</a></dd>
-<dt>Check</dt><dd>{c}</dd>
-<dt>Occurrences</dt><dd>{occ} (watermark {wm})</dd>
-<dt>Last seen</dt><dd>{time}</dd>
-<dt>Silenced by</dt><dd>{silenced}</dd>
-</dl></section>
+<dl class="facts" id="event-summary" data-live>{summary}</dl></section>
 <section aria-labelledby="history-h"><h2 id="history-h">History</h2>
-<ol class="strip">{strip}</ol></section>
+<ol class="strip" id="event-history" data-live>{history}</ol></section>
 <section aria-labelledby="output-h"><h2 id="output-h">Output</h2>
-<pre class="output">{output}</pre></section>
+<pre class="output" id="event-output" data-live>{output}</pre></section>
 <section aria-labelledby="actions-h"><h2 id="actions-h">Actions</h2>
 <div class="actions">
 <form method="post" action="{base}/resolve">{csrf}<button type="submit">Resolve</button></form>
@@ -339,20 +377,16 @@ pub fn event_body(ns: &str, ev: &Value, csrf: &str, done: Option<&str>) -> Strin
 <button type="submit">Silence</button></form>
 </div></section>"#,
         flash = flash(done),
-        badge = badge(status),
-        nse = enc(ns),
-        ee = enc(entity),
-        e = esc(entity),
-        c = esc(check),
-        occ = ev_i64(ev, "/check/occurrences"),
-        wm = ev_i64(ev, "/check/occurrences_watermark"),
-        time = time(ev_i64(ev, "/timestamp")),
-        output = esc(ev_str(ev, "/check/output")),
+        summary = parts.summary,
+        history = parts.history,
+        output = parts.output,
+        base = event_link(ns, ev),
         csrf = csrf_field(csrf),
     )
 }
 
-pub fn entities_body(ns: &str, entities: &[Value], events: &[Value]) -> String {
+/// The entities table's rows; the keepalive state comes from each entity's keepalive event.
+pub fn entity_rows(ns: &str, entities: &[Value], events: &[Value]) -> String {
     let mut rows = String::new();
     for en in entities {
         let name = ev_str(en, "/metadata/name");
@@ -366,27 +400,34 @@ pub fn entities_body(ns: &str, entities: &[Value], events: &[Value]) -> String {
         };
         let _ = write!(
             rows,
-            "<tr><td><a href=\"/ui/ns/{}/entities/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-entity=\"{e}\"><td><a href=\"/ui/ns/{}/entities/{}\">{e}</a></td><td>{}</td><td>{}</td><td class=\"seen\">{}</td><td class=\"keepalive\">{}</td></tr>",
             enc(ns),
             enc(name),
-            esc(name),
             esc(ev_str(en, "/entity_class")),
             strings(en.get("subscriptions").unwrap_or(&Value::Null)),
             time(ev_i64(en, "/last_seen")),
-            state
+            state,
+            e = esc(name),
         );
     }
     if rows.is_empty() {
         rows = "<tr><td colspan=\"5\">No entities.</td></tr>".into();
     }
+    rows
+}
+
+pub fn entities_body(count: &str, rows: &str) -> String {
     format!(
-        r#"<div class="scroll"><table class="entities">
+        r#"<p class="muted" aria-live="polite"><span id="entity-count" data-live>{count}</span>{note}</p>
+<div class="scroll"><table class="entities">
 <thead><tr><th scope="col">Name</th><th scope="col">Class</th><th scope="col">Subscriptions</th><th scope="col">Last seen</th><th scope="col">Keepalive</th></tr></thead>
-<tbody>{rows}</tbody></table></div>"#
+<tbody id="entity-rows" data-live>{rows}</tbody></table></div>"#,
+        note = LIVE_NOTE,
     )
 }
 
-pub fn entity_body(ns: &str, en: &Value, events: &[Value]) -> String {
+/// An entity's system facts and last seen: a live region.
+pub fn entity_facts(en: &Value) -> String {
     let mut facts = String::new();
     for (label, ptr) in [
         ("Class", "/entity_class"),
@@ -422,13 +463,16 @@ pub fn entity_body(ns: &str, en: &Value, events: &[Value]) -> String {
             );
         }
     }
+    facts
+}
+
+pub fn entity_body(facts: &str, rows: &str) -> String {
     format!(
-        r#"<section aria-labelledby="facts-h"><h2 id="facts-h">System</h2><dl class="facts">{facts}</dl></section>
+        r#"<section aria-labelledby="facts-h"><h2 id="facts-h">System</h2><dl class="facts" id="entity-facts" data-live>{facts}</dl></section>
 <section aria-labelledby="ev-h"><h2 id="ev-h">Events</h2>
 <div class="scroll"><table class="events">
 <thead><tr><th scope="col">Status</th><th scope="col">Entity</th><th scope="col">Check</th><th scope="col">Output</th><th scope="col">Last seen</th></tr></thead>
-<tbody>{rows}</tbody></table></div></section>"#,
-        rows = event_rows(ns, events)
+<tbody id="entity-events" data-live>{rows}</tbody></table></div></section>"#
     )
 }
 
@@ -440,66 +484,74 @@ fn schedule(c: &Value) -> String {
     format!("every {}s", ev_i64(c, "/interval"))
 }
 
-pub fn checks_body(ns: &str, checks: &[Value]) -> String {
+fn yes_no(v: &Value) -> &'static str {
+    if v.as_bool().unwrap_or(false) {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+pub fn check_rows(ns: &str, checks: &[Value]) -> String {
     let mut rows = String::new();
     for c in checks {
         let name = ev_str(c, "/metadata/name");
         let _ = write!(
             rows,
-            "<tr><td><a href=\"/ui/ns/{}/checks/{}\">{}</a></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-check=\"{n}\"><td><a href=\"/ui/ns/{}/checks/{}\">{n}</a></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             enc(ns),
             enc(name),
-            esc(name),
             esc(ev_str(c, "/command")),
             schedule(c),
             strings(c.get("subscriptions").unwrap_or(&Value::Null)),
-            if c["publish"].as_bool().unwrap_or(false) {
-                "yes"
-            } else {
-                "no"
-            }
+            yes_no(&c["publish"]),
+            n = esc(name),
         );
     }
     if rows.is_empty() {
         rows = "<tr><td colspan=\"5\">No checks.</td></tr>".into();
     }
+    rows
+}
+
+pub fn checks_body(rows: &str) -> String {
     format!(
-        r#"<div class="scroll"><table>
+        r#"<div class="scroll"><table class="checks">
 <thead><tr><th scope="col">Name</th><th scope="col">Command</th><th scope="col">Schedule</th><th scope="col">Subscriptions</th><th scope="col">Published</th></tr></thead>
-<tbody>{rows}</tbody></table></div>"#
+<tbody id="check-rows" data-live>{rows}</tbody></table></div>"#
     )
 }
 
-pub fn check_body(ns: &str, c: &Value, csrf: &str, done: Option<&str>) -> String {
-    let name = ev_str(c, "/metadata/name");
+/// A check's definition: a live region.
+pub fn check_facts(c: &Value) -> String {
     format!(
-        r#"{flash}<dl class="facts">
-<dt>Command</dt><dd><code>{cmd}</code></dd>
+        r#"<dt>Command</dt><dd><code>{cmd}</code></dd>
 <dt>Schedule</dt><dd>{sched}</dd>
 <dt>Subscriptions</dt><dd>{subs}</dd>
 <dt>Handlers</dt><dd>{handlers}</dd>
 <dt>Timeout</dt><dd>{timeout}s</dd>
-<dt>Published</dt><dd>{publish}</dd>
-</dl>
-<form method="post" action="/ui/ns/{nse}/checks/{ne}/execute">{csrf}<button type="submit">Execute now</button></form>"#,
-        flash = flash(done),
+<dt>Published</dt><dd>{publish}</dd>"#,
         cmd = esc(ev_str(c, "/command")),
         sched = schedule(c),
         subs = strings(c.get("subscriptions").unwrap_or(&Value::Null)),
         handlers = strings(c.get("handlers").unwrap_or(&Value::Null)),
         timeout = ev_i64(c, "/timeout"),
-        publish = if c["publish"].as_bool().unwrap_or(false) {
-            "yes"
-        } else {
-            "no"
-        },
+        publish = yes_no(&c["publish"]),
+    )
+}
+
+pub fn check_body(ns: &str, name: &str, facts: &str, csrf: &str, done: Option<&str>) -> String {
+    format!(
+        r#"{flash}<dl class="facts" id="check-facts" data-live>{facts}</dl>
+<form method="post" action="/ui/ns/{nse}/checks/{ne}/execute">{csrf}<button type="submit">Execute now</button></form>"#,
+        flash = flash(done),
         nse = enc(ns),
         ne = enc(name),
         csrf = csrf_field(csrf),
     )
 }
 
-pub fn silences_body(ns: &str, items: &[Value], csrf: &str, done: Option<&str>) -> String {
+pub fn silence_rows(ns: &str, items: &[Value], csrf: &str) -> String {
     let mut rows = String::new();
     for s in items {
         let name = ev_str(s, "/metadata/name");
@@ -529,10 +581,14 @@ pub fn silences_body(ns: &str, items: &[Value], csrf: &str, done: Option<&str>) 
     if rows.is_empty() {
         rows = "<tr><td colspan=\"7\">No silences.</td></tr>".into();
     }
+    rows
+}
+
+pub fn silences_body(ns: &str, rows: &str, csrf: &str, done: Option<&str>) -> String {
     format!(
         r#"{flash}<div class="scroll"><table class="silences">
 <thead><tr><th scope="col">Name</th><th scope="col">Subscription</th><th scope="col">Check</th><th scope="col">Reason</th><th scope="col">Expires</th><th scope="col">Creator</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
-<tbody>{rows}</tbody></table></div>
+<tbody id="silence-rows" data-live>{rows}</tbody></table></div>
 <section aria-labelledby="new-h"><h2 id="new-h">New silence</h2>
 <form method="post" action="/ui/ns/{nse}/silences" class="stack">{csrf}
 <label for="s-sub">Subscription (e.g. entity:web1)</label><input id="s-sub" name="subscription">

@@ -1,14 +1,22 @@
 //! ui: the web UI, served on the API port under `/ui` (and `/` redirects there).
 //!
-//! Pages are rendered on the server; `app.js` only polls the events list and submits the
-//! namespace switcher. Every page and action is an in-process request to the API router with
-//! the session's access token, so it passes through the same `authz::gate` as `picketctl`
-//! does: a user who may not read a namespace's events gets the API's 403 on the page too.
+//! Pages are rendered on the server and work without JavaScript. Every page and action is an
+//! in-process request to the API router with the session's access token, so it passes through
+//! the same `authz::gate` as `picketctl` does: a user who may not read a namespace's events
+//! gets the API's 403 on the page too.
 //!
-//! The session is one cookie (HttpOnly, SameSite=Strict, Path=/) holding the user name, the
-//! access and refresh tokens from `GET /auth`, and a random CSRF token that every POST form
-//! must echo. An access token the API refuses with 401 is refreshed once through
-//! `/auth/token` and the request retried; the new token goes back in the cookie.
+//! Live updates: the parts of a page that change (table bodies, an event's summary, history
+//! and output) carry `id` and `data-live`. `app.js` polls the page's own URL with `live=1`
+//! every 2 s; the same handler then answers `{"regions": {id: html}}`, rendered by the same
+//! code from the same API requests (so RBAC and token refresh apply to every refresh), and
+//! the script swaps the regions that changed.
+//!
+//! The session is one cookie (HttpOnly, SameSite=Strict, Path=/, and `Secure` on a TLS
+//! connection or behind https `--ui-origin`s) holding the user name, the access and refresh
+//! tokens from `GET /auth`, and a random CSRF token that every POST form must echo. An access
+//! token the API refuses with 401 is refreshed once through `/auth/token` and the request
+//! retried; the new token goes back in the cookie. Posts must also come from the UI's origin
+//! (`origin.rs`).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Form, FromRequestParts, Path, Query};
@@ -25,7 +33,9 @@ use tower::ServiceExt;
 use crate::listener::PeerInfo;
 
 mod html;
+mod origin;
 use html::{Page, enc};
+pub use origin::{OriginError, UiConfig};
 
 const COOKIE: &str = "picket_ui";
 const API: &str = "/api/core/v2";
@@ -36,10 +46,11 @@ const CSS: &str = include_str!("app.css");
 struct Ui {
     /// The API router without the UI: the UI's requests go through its gate.
     api: Router,
+    config: std::sync::Arc<UiConfig>,
 }
 
 /// The API router with the UI's routes merged in.
-pub fn with_ui(api: Router) -> Router {
+pub fn with_ui(api: Router, config: UiConfig) -> Router {
     let ui = Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui", get(home))
@@ -51,7 +62,6 @@ pub fn with_ui(api: Router) -> Router {
         .route("/ui/switch", get(switch))
         .route("/ui/ns/{ns}", get(ns_home))
         .route("/ui/ns/{ns}/events", get(events_page))
-        .route("/ui/ns/{ns}/events.json", get(events_json))
         .route("/ui/ns/{ns}/events/{entity}/{check}", get(event_page))
         .route(
             "/ui/ns/{ns}/events/{entity}/{check}/{action}",
@@ -67,7 +77,10 @@ pub fn with_ui(api: Router) -> Router {
             get(silences_page).post(silence_create),
         )
         .route("/ui/ns/{ns}/silences/{name}/delete", post(silence_delete))
-        .with_state(Ui { api: api.clone() });
+        .with_state(Ui {
+            api: api.clone(),
+            config: std::sync::Arc::new(config),
+        });
     api.merge(ui)
 }
 
@@ -109,15 +122,25 @@ impl Session {
         serde_json::from_slice(&bytes).ok()
     }
 
-    fn cookie(&self) -> String {
+    fn cookie(&self, secure: bool) -> String {
         let v = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(self).unwrap_or_default());
-        format!("{COOKIE}={v}; Path=/; HttpOnly; SameSite=Strict")
+        format!(
+            "{COOKIE}={v}; Path=/; HttpOnly; SameSite=Strict{}",
+            secure_attr(secure)
+        )
     }
 }
 
-fn clear_cookie() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+fn secure_attr(secure: bool) -> &'static str {
+    if secure { "; Secure" } else { "" }
+}
+
+fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict{}; Max-Age=0",
+        secure_attr(secure)
+    )
 }
 
 /// Why a UI request could not be answered from the API.
@@ -136,39 +159,43 @@ struct Ctx {
     renewed: bool,
     peer: Option<ConnectInfo<PeerInfo>>,
     host: Option<HeaderValue>,
-    /// The request's `Origin`, when the browser sent one, names this server.
-    same_origin: bool,
+    /// The request's `Origin`, when the browser sent one, is the UI's (`UiConfig`).
+    origin_ok: bool,
+    /// Cookies set by this response are `Secure`.
+    secure: bool,
+    /// A live-update poll (`GET ...?live=1`): answer the page's live regions as JSON.
+    live: bool,
 }
 
-/// A browser's cross-site POST names another origin; requests without `Origin` (older
-/// browsers, scripts) rely on SameSite=Strict and the CSRF token alone.
-fn same_origin(parts: &Parts) -> bool {
-    let Some(origin) = parts.headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, h)| h);
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+/// `live=1` in the query of a GET.
+fn is_live_poll(parts: &Parts) -> bool {
+    parts.method == Method::GET
+        && parts
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "live=1"))
 }
 
 impl FromRequestParts<Ui> for Ctx {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, ui: &Ui) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<PeerInfo>>().cloned();
+        let value =
+            |name: header::HeaderName| parts.headers.get(name).and_then(|h| h.to_str().ok());
         Ok(Ctx {
             ui: ui.clone(),
             sess: Session::from_cookie(&parts.headers),
             renewed: false,
-            peer: parts.extensions.get::<ConnectInfo<PeerInfo>>().cloned(),
+            origin_ok: ui
+                .config
+                .origin_allowed(value(header::ORIGIN), value(header::HOST)),
+            secure: ui
+                .config
+                .secure_cookies(peer.as_ref().is_some_and(|p| p.0.tls)),
+            peer,
             host: parts.headers.get(header::HOST).cloned(),
-            same_origin: same_origin(parts),
+            live: is_live_poll(parts),
         })
     }
 }
@@ -284,7 +311,7 @@ impl Ctx {
 
     /// A POST form must carry the session's CSRF token.
     fn check_csrf(&self, given: &str) -> Result<(), Fail> {
-        if !self.same_origin {
+        if !self.origin_ok {
             return Err(cross_origin());
         }
         match &self.sess {
@@ -321,12 +348,35 @@ impl Ctx {
         }
     }
 
+    /// The whole page around `body`, or, for a live poll, only its live `regions`.
+    async fn show(
+        &mut self,
+        ns: &str,
+        title: &str,
+        nav: &str,
+        regions: &[(&str, &str)],
+        body: impl FnOnce() -> String,
+    ) -> Response {
+        if self.live {
+            let regions: serde_json::Map<String, Value> = regions
+                .iter()
+                .map(|(id, html)| (id.to_string(), Value::String(html.to_string())))
+                .collect();
+            let mut resp = self.finish(Json(json!({ "regions": regions })));
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return resp;
+        }
+        let page = self.page(ns, title, nav, body()).await;
+        self.finish(Html(page.render()))
+    }
+
     /// Adds the renewed session cookie, if the tokens were refreshed.
     fn finish(&self, resp: impl IntoResponse) -> Response {
         let mut resp = resp.into_response();
         if self.renewed
             && let Some(s) = &self.sess
-            && let Ok(v) = HeaderValue::from_str(&s.cookie())
+            && let Ok(v) = HeaderValue::from_str(&s.cookie(self.secure))
         {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -335,12 +385,21 @@ impl Ctx {
 
     fn fail(&self, f: Fail) -> Response {
         match f {
+            // A poll cannot follow a redirect to a form: app.js goes to the login page.
+            Fail::Login if self.live => (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"message": "the session has ended; log in again"})),
+            )
+                .into_response(),
             Fail::Login => {
                 let mut r = Redirect::to("/ui/login").into_response();
-                if let Ok(v) = HeaderValue::from_str(&clear_cookie()) {
+                if let Ok(v) = HeaderValue::from_str(&clear_cookie(self.secure)) {
                     r.headers_mut().append(header::SET_COOKIE, v);
                 }
                 r
+            }
+            Fail::Api(status, message) if self.live => {
+                self.finish((status, Json(json!({ "message": message }))))
             }
             Fail::Api(status, message) => self.finish((
                 status,
@@ -408,7 +467,7 @@ struct LoginForm {
 
 async fn login(ctx: Ctx, Form(f): Form<LoginForm>) -> Response {
     // Login CSRF (a session planted by another site) has no session token to check yet.
-    if !ctx.same_origin {
+    if !ctx.origin_ok {
         return ctx.fail(cross_origin());
     }
     let basic =
@@ -451,7 +510,7 @@ async fn login(ctx: Ctx, Form(f): Form<LoginForm>) -> Response {
     };
     tracing::info!(user = %sess.u, "Web UI login");
     let mut resp = Redirect::to("/ui").into_response();
-    if let Ok(v) = HeaderValue::from_str(&sess.cookie()) {
+    if let Ok(v) = HeaderValue::from_str(&sess.cookie(ctx.secure)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
@@ -483,7 +542,7 @@ async fn logout(ctx: Ctx, Form(f): Form<CsrfForm>) -> Response {
         }
     }
     let mut resp = Redirect::to("/ui/login").into_response();
-    if let Ok(v) = HeaderValue::from_str(&clear_cookie()) {
+    if let Ok(v) = HeaderValue::from_str(&clear_cookie(ctx.secure)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
@@ -574,34 +633,20 @@ async fn events_page(
     Path(ns): Path<String>,
     Query(f): Query<EventFilter>,
 ) -> Response {
-    match filtered_events(&mut ctx, &ns, &f).await {
-        Ok(evs) => {
-            let body = html::events_body(&ns, &f, &evs);
-            let page = ctx.page(&ns, "Events", "events", body).await;
-            ctx.finish(Html(page.render()))
-        }
-        Err(e) => ctx.fail(e),
-    }
-}
-
-/// The live-update source of the events page: its table rows, rendered by the same code.
-async fn events_json(
-    mut ctx: Ctx,
-    Path(ns): Path<String>,
-    Query(f): Query<EventFilter>,
-) -> Response {
-    match filtered_events(&mut ctx, &ns, &f).await {
-        Ok(evs) => ctx.finish(Json(json!({
-            "count": evs.len(),
-            "rows": html::event_rows(&ns, &evs),
-        }))),
-        Err(Fail::Login) => (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "the session has ended; log in again"})),
-        )
-            .into_response(),
-        Err(Fail::Api(s, m)) => ctx.finish((s, Json(json!({ "message": m })))),
-    }
+    let evs = match filtered_events(&mut ctx, &ns, &f).await {
+        Ok(evs) => evs,
+        Err(e) => return ctx.fail(e),
+    };
+    let rows = html::event_rows(&ns, &evs);
+    let count = html::counted(evs.len(), "event", "events");
+    ctx.show(
+        &ns,
+        "Events",
+        "events",
+        &[("event-rows", &rows), ("event-count", &count)],
+        || html::events_body(&f, &count, &rows),
+    )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -625,11 +670,34 @@ async fn event_page(
         Ok(v) => v,
         Err(e) => return ctx.fail(e),
     };
-    let body = html::event_body(&ns, &ev, ctx.csrf(), flash.done.as_deref());
-    let page = ctx
-        .page(&ns, &format!("{entity} / {check}"), "events", body)
-        .await;
-    ctx.finish(Html(page.render()))
+    let summary = html::event_summary(&ns, &ev);
+    let history = html::event_history(&ev);
+    let output = html::event_output(&ev);
+    let csrf = ctx.csrf().to_string();
+    ctx.show(
+        &ns,
+        &format!("{entity} / {check}"),
+        "events",
+        &[
+            ("event-summary", &summary),
+            ("event-history", &history),
+            ("event-output", &output),
+        ],
+        || {
+            html::event_body(
+                &ns,
+                &ev,
+                html::EventParts {
+                    summary: &summary,
+                    history: &history,
+                    output: &output,
+                },
+                &csrf,
+                flash.done.as_deref(),
+            )
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -720,9 +788,16 @@ async fn entities_page(mut ctx: Ctx, Path(ns): Path<String>) -> Response {
         Ok(Value::Array(a)) => a,
         _ => Vec::new(),
     };
-    let body = html::entities_body(&ns, &entities, &events);
-    let page = ctx.page(&ns, "Entities", "entities", body).await;
-    ctx.finish(Html(page.render()))
+    let rows = html::entity_rows(&ns, &entities, &events);
+    let count = html::counted(entities.len(), "entity", "entities");
+    ctx.show(
+        &ns,
+        "Entities",
+        "entities",
+        &[("entity-rows", &rows), ("entity-count", &count)],
+        || html::entities_body(&count, &rows),
+    )
+    .await
 }
 
 async fn entity_page(mut ctx: Ctx, Path((ns, name)): Path<(String, String)>) -> Response {
@@ -736,9 +811,16 @@ async fn entity_page(mut ctx: Ctx, Path((ns, name)): Path<(String, String)>) -> 
         _ => Vec::new(),
     };
     let events = select_events(events, &EventFilter::default());
-    let body = html::entity_body(&ns, &entity, &events);
-    let page = ctx.page(&ns, &name, "entities", body).await;
-    ctx.finish(Html(page.render()))
+    let facts = html::entity_facts(&entity);
+    let rows = html::event_rows(&ns, &events);
+    ctx.show(
+        &ns,
+        &name,
+        "entities",
+        &[("entity-facts", &facts), ("entity-events", &rows)],
+        || html::entity_body(&facts, &rows),
+    )
+    .await
 }
 
 async fn checks_page(mut ctx: Ctx, Path(ns): Path<String>) -> Response {
@@ -750,9 +832,11 @@ async fn checks_page(mut ctx: Ctx, Path(ns): Path<String>) -> Response {
         Ok(_) => Vec::new(),
         Err(e) => return ctx.fail(e),
     };
-    let body = html::checks_body(&ns, &checks);
-    let page = ctx.page(&ns, "Checks", "checks", body).await;
-    ctx.finish(Html(page.render()))
+    let rows = html::check_rows(&ns, &checks);
+    ctx.show(&ns, "Checks", "checks", &[("check-rows", &rows)], || {
+        html::checks_body(&rows)
+    })
+    .await
 }
 
 async fn check_page(
@@ -771,9 +855,12 @@ async fn check_page(
         Ok(v) => v,
         Err(e) => return ctx.fail(e),
     };
-    let body = html::check_body(&ns, &check, ctx.csrf(), flash.done.as_deref());
-    let page = ctx.page(&ns, &name, "checks", body).await;
-    ctx.finish(Html(page.render()))
+    let facts = html::check_facts(&check);
+    let csrf = ctx.csrf().to_string();
+    ctx.show(&ns, &name, "checks", &[("check-facts", &facts)], || {
+        html::check_body(&ns, &name, &facts, &csrf, flash.done.as_deref())
+    })
+    .await
 }
 
 async fn check_execute(
@@ -815,9 +902,16 @@ async fn silences_page(
         Ok(_) => Vec::new(),
         Err(e) => return ctx.fail(e),
     };
-    let body = html::silences_body(&ns, &items, ctx.csrf(), flash.done.as_deref());
-    let page = ctx.page(&ns, "Silences", "silences", body).await;
-    ctx.finish(Html(page.render()))
+    let csrf = ctx.csrf().to_string();
+    let rows = html::silence_rows(&ns, &items, &csrf);
+    ctx.show(
+        &ns,
+        "Silences",
+        "silences",
+        &[("silence-rows", &rows)],
+        || html::silences_body(&ns, &rows, &csrf, flash.done.as_deref()),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -979,8 +1073,11 @@ mod tests {
             r: "ref".into(),
             c: random_token(),
         };
-        let cookie = s.cookie();
+        let cookie = s.cookie(false);
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(!cookie.contains("Secure"));
+        assert!(s.cookie(true).ends_with("; Secure"));
+        assert!(clear_cookie(true).contains("; Secure;"));
         let mut h = axum::http::HeaderMap::new();
         let pair = cookie.split(';').next().unwrap();
         h.insert(header::COOKIE, format!("other=1; {pair}").parse().unwrap());
