@@ -2,6 +2,8 @@
 //! first; `PICKET_DIST` points elsewhere):
 //!
 //! - size budget: the stripped static x86_64 agent stays under 8 MB;
+//! - code layout: the x86_64 agent's hot functions (cross/agent-symbol-order.txt) are linked
+//!   together;
 //! - the two ARM agents run under qemu-user against a real backend on loopback: `--version`,
 //!   registration, keepalives, a check scheduled through the REST API, and a StatsD datagram
 //!   (metrics-only events are not stored by the backend, so acceptance is read from the agent's
