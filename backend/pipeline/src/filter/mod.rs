@@ -8,12 +8,15 @@ mod event_json;
 pub mod when;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
-use jsexpr::{Bound, Engine};
+use jsexpr::{Bound, Engine, simple};
 use proto_spec::v2::filter::{FILTER_ACTION_ALLOW, FILTER_ACTION_DENY};
 use proto_spec::v2::{Event, EventFilter};
 
-pub use event_json::{event_for_filters, is_incident, is_resolution, is_silenced};
+pub use event_json::{
+    FilterObject, event_for_filters, is_incident, is_resolution, is_silenced, needs_redaction,
+};
 
 pub const IS_INCIDENT: &str = "is_incident";
 pub const NOT_SILENCED: &str = "not_silenced";
@@ -47,8 +50,14 @@ pub struct Verdict {
 /// allow filters the event at the first false expression, deny lets it through at the first
 /// false one; when every (non-erroring) expression held, allow passes and deny filters.
 ///
-/// `event` is bound to the engine once per event ([`EventScope`]); `now` is Unix seconds.
-pub fn evaluate(event: &mut Bound<'_>, filter: &EventFilter, now: i64) -> Verdict {
+/// Each expression is answered by `jsexpr::simple` where it can, else by QuickJS against
+/// the event bound once per event ([`EventScope`]); `now` is Unix seconds. `Err` only from a
+/// scope that defers QuickJS work ([`EventScope::deferring`]), before anything was counted.
+pub fn evaluate(
+    event: &mut EventScope<'_>,
+    filter: &EventFilter,
+    now: i64,
+) -> Result<Verdict, NeedsEngine> {
     let allow = filter.action == FILTER_ACTION_ALLOW;
     let deny = filter.action == FILTER_ACTION_DENY;
     let mut verdict = Verdict {
@@ -59,17 +68,14 @@ pub fn evaluate(event: &mut Bound<'_>, filter: &EventFilter, now: i64) -> Verdic
         let inside = when::in_windows(w, now);
         if allow && !inside {
             verdict.filtered = true;
-            return verdict;
+            return Ok(verdict);
         }
         if deny && !inside {
-            return verdict;
+            return Ok(verdict);
         }
     }
     for source in filter.expressions() {
-        let result = event
-            .compile(source)
-            .and_then(|expr| event.eval_bool(&expr));
-        let matched = match result {
+        let matched = match event.eval_bool(source)? {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(filter = %filter.metadata.name, error = %e, "Error evaluating a filter expression; skipped");
@@ -79,30 +85,84 @@ pub fn evaluate(event: &mut Bound<'_>, filter: &EventFilter, now: i64) -> Verdic
         };
         if !matched {
             verdict.filtered = allow;
-            return verdict;
+            return Ok(verdict);
         }
     }
     verdict.filtered = deny;
-    verdict
+    Ok(verdict)
 }
 
-/// One event as every JavaScript filter of its workflows sees it: the [`event_for_filters`]
-/// object is built and handed to the engine at most once per event, on the first stored
-/// filter that needs it (never for built-ins only), and shared, read-only, by every
-/// expression after that.
+/// An expression needs QuickJS and the scope defers it (the caller hands the event to a
+/// filter thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeedsEngine;
+
+/// What a scope does with an expression `jsexpr::simple` does not answer.
+enum QuickJs<'e> {
+    /// Not bound yet.
+    Engine(&'e mut Engine),
+    Bound(Bound<'e>),
+    /// The engine could not start: such an expression errors (and is skipped).
+    Unavailable,
+    /// Give up with [`NeedsEngine`].
+    Defer,
+}
+
+/// Compiled `jsexpr::simple` expressions by source (`None`: outside the subset), shared by
+/// every runner worker and filter thread. Filters are few, so it is cleared, not evicted, when
+/// it reaches this size (stored filters come and go).
+const SIMPLE_CACHE_CAPACITY: usize = 4096;
+
+type SimpleCache = std::collections::HashMap<Box<str>, Option<Arc<simple::Expr>>>;
+
+fn simple_cache() -> &'static RwLock<SimpleCache> {
+    static CACHE: OnceLock<RwLock<SimpleCache>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// `source` compiled by `jsexpr::simple`, once per process.
+fn simple_expr(source: &str) -> Option<Arc<simple::Expr>> {
+    let cache = simple_cache();
+    if let Some(hit) = cache.read().unwrap_or_else(|p| p.into_inner()).get(source) {
+        return hit.clone();
+    }
+    let compiled = simple::Expr::compile(source).map(Arc::new);
+    let mut cache = cache.write().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= SIMPLE_CACHE_CAPACITY {
+        cache.clear();
+    }
+    cache.insert(source.into(), compiled.clone());
+    compiled
+}
+
+/// One event as every JavaScript filter of its workflows sees it: the [`FilterObject`] whose
+/// parts are built as expressions read them, and, for expressions outside the simple subset,
+/// the whole object bound to a QuickJS engine at most once per event and shared, read-only, by
+/// every such expression after that.
 pub struct EventScope<'e> {
     event: &'e Event,
-    /// `None` once bound, or when there is no engine (it could not start).
-    engine: Option<&'e mut Engine>,
-    bound: Option<Bound<'e>>,
+    object: FilterObject<'e>,
+    quickjs: QuickJs<'e>,
 }
 
 impl<'e> EventScope<'e> {
+    /// A scope whose expressions outside the subset run on `engine` (`None`: the engine could
+    /// not start, and they error).
     pub fn new(event: &'e Event, engine: Option<&'e mut Engine>) -> Self {
         EventScope {
             event,
-            engine,
-            bound: None,
+            object: FilterObject::new(event),
+            quickjs: engine.map_or(QuickJs::Unavailable, QuickJs::Engine),
+        }
+    }
+
+    /// A scope without an engine that gives up ([`NeedsEngine`]) at the first expression
+    /// outside the subset, for running filters where blocking on JavaScript must not happen.
+    pub fn deferring(event: &'e Event) -> Self {
+        EventScope {
+            event,
+            object: FilterObject::new(event),
+            quickjs: QuickJs::Defer,
         }
     }
 
@@ -110,14 +170,31 @@ impl<'e> EventScope<'e> {
         self.event
     }
 
-    /// The event bound to the engine; `None` without an engine.
-    pub fn bound(&mut self) -> Option<&mut Bound<'e>> {
-        if self.bound.is_none() {
-            let engine = self.engine.take()?;
-            let object = event_for_filters(self.event);
-            self.bound = Some(engine.bind(vec![("event".to_owned(), object)]));
+    /// Evaluates `source` with JavaScript truthiness: `jsexpr::simple` when it answers, else
+    /// QuickJS against the bound event.
+    pub fn eval_bool(&mut self, source: &str) -> Result<Result<bool, jsexpr::Error>, NeedsEngine> {
+        if let Some(expr) = simple_expr(source)
+            && let Some(answer) = expr.eval_bool(&self.object)
+        {
+            return Ok(Ok(answer));
         }
-        self.bound.as_mut()
+        if let QuickJs::Engine(_) = self.quickjs {
+            let QuickJs::Engine(engine) = std::mem::replace(&mut self.quickjs, QuickJs::Defer)
+            else {
+                unreachable!("matched above");
+            };
+            let object = self.object.take_whole();
+            self.quickjs = QuickJs::Bound(engine.bind(vec![("event".to_owned(), object)]));
+        }
+        match &mut self.quickjs {
+            QuickJs::Bound(bound) => Ok(bound
+                .compile(source)
+                .and_then(|expr| bound.eval_bool(&expr))),
+            QuickJs::Unavailable => Ok(Err(jsexpr::Error::Engine {
+                message: "the filter JavaScript engine is not running".to_owned(),
+            })),
+            QuickJs::Defer | QuickJs::Engine(_) => Err(NeedsEngine),
+        }
     }
 }
 
@@ -129,19 +206,21 @@ pub struct FilterSet<'a> {
 
 impl FilterSet<'_> {
     /// `Some(name)` of the first filter that rejects the event. Unknown filters are skipped
-    /// with a warning (Sensu looks for an extension and, finding none, goes on). Without an
-    /// engine a stored filter counts as one erroring expression and is skipped, as Sensu
-    /// skips failing expressions.
+    /// with a warning (Sensu looks for an extension and, finding none, goes on). An expression
+    /// that fails (or cannot run: no engine) counts as an error and is skipped, as Sensu skips
+    /// failing expressions. `Err` from a deferring scope, with nothing counted.
     pub fn filtered(
         &self,
         event: &mut EventScope<'_>,
         now: i64,
         errors: &AtomicU64,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, NeedsEngine> {
+        let mut counted = 0;
         for name in self.names {
             if let Some(passes) = builtin_passes(name, event.event()) {
                 if !passes {
-                    return Some(name.clone());
+                    errors.fetch_add(counted, Ordering::Relaxed);
+                    return Ok(Some(name.clone()));
                 }
                 continue;
             }
@@ -149,25 +228,15 @@ impl FilterSet<'_> {
                 tracing::warn!(filter = %name, "Filter not found; skipped");
                 continue;
             };
-            let Some(bound) = event.bound() else {
-                errors.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            let v = evaluate(bound, filter, now);
-            errors.fetch_add(u64::from(v.errors), Ordering::Relaxed);
+            let v = evaluate(event, filter, now)?;
+            counted += u64::from(v.errors);
             if v.filtered {
-                return Some(name.clone());
+                errors.fetch_add(counted, Ordering::Relaxed);
+                return Ok(Some(name.clone()));
             }
         }
-        None
-    }
-
-    /// Whether a stored (JavaScript) filter would run: built-ins and unknown names need no
-    /// engine.
-    pub fn needs_engine(&self) -> bool {
-        self.names
-            .iter()
-            .any(|n| !is_builtin(n) && (self.lookup)(n).is_some())
+        errors.fetch_add(counted, Ordering::Relaxed);
+        Ok(None)
     }
 }
 
@@ -214,7 +283,7 @@ mod tests {
     fn run(f: &EventFilter, e: &Event) -> Verdict {
         let mut engine = engine();
         let mut scope = EventScope::new(e, Some(&mut engine));
-        evaluate(scope.bound().unwrap(), f, MONDAY_1030)
+        evaluate(&mut scope, f, MONDAY_1030).unwrap()
     }
 
     #[test]
