@@ -102,7 +102,7 @@ enum QuickJs<'e> {
     /// Not bound yet.
     Engine(&'e mut Engine),
     Bound(Bound<'e>),
-    /// The engine could not start: such an expression errors (and is skipped).
+    /// The engine could not start: a filter with such an expression is skipped as one error.
     Unavailable,
     /// Give up with [`NeedsEngine`].
     Defer,
@@ -147,7 +147,7 @@ pub struct EventScope<'e> {
 
 impl<'e> EventScope<'e> {
     /// A scope whose expressions outside the subset run on `engine` (`None`: the engine could
-    /// not start, and they error).
+    /// not start, and filters with such expressions are skipped as errors).
     pub fn new(event: &'e Event, engine: Option<&'e mut Engine>) -> Self {
         EventScope {
             event,
@@ -170,6 +170,11 @@ impl<'e> EventScope<'e> {
         self.event
     }
 
+    /// Whether this scope has no engine at all (as opposed to deferring to one).
+    fn engine_unavailable(&self) -> bool {
+        matches!(self.quickjs, QuickJs::Unavailable)
+    }
+
     /// Evaluates `source` with JavaScript truthiness: `jsexpr::simple` when it answers, else
     /// QuickJS against the bound event.
     pub fn eval_bool(&mut self, source: &str) -> Result<Result<bool, jsexpr::Error>, NeedsEngine> {
@@ -190,10 +195,7 @@ impl<'e> EventScope<'e> {
             QuickJs::Bound(bound) => Ok(bound
                 .compile(source)
                 .and_then(|expr| bound.eval_bool(&expr))),
-            QuickJs::Unavailable => Ok(Err(jsexpr::Error::Engine {
-                message: "the filter JavaScript engine is not running".to_owned(),
-            })),
-            QuickJs::Defer | QuickJs::Engine(_) => Err(NeedsEngine),
+            QuickJs::Unavailable | QuickJs::Defer | QuickJs::Engine(_) => Err(NeedsEngine),
         }
     }
 }
@@ -207,8 +209,9 @@ pub struct FilterSet<'a> {
 impl FilterSet<'_> {
     /// `Some(name)` of the first filter that rejects the event. Unknown filters are skipped
     /// with a warning (Sensu looks for an extension and, finding none, goes on). An expression
-    /// that fails (or cannot run: no engine) counts as an error and is skipped, as Sensu skips
-    /// failing expressions. `Err` from a deferring scope, with nothing counted.
+    /// that fails counts as an error and is skipped, as Sensu skips failing expressions; a
+    /// filter that needs QuickJS where no engine could start is skipped as one error.
+    /// `Err` from a deferring scope, with nothing counted.
     pub fn filtered(
         &self,
         event: &mut EventScope<'_>,
@@ -228,7 +231,15 @@ impl FilterSet<'_> {
                 tracing::warn!(filter = %name, "Filter not found; skipped");
                 continue;
             };
-            let v = evaluate(event, filter, now)?;
+            let v = match evaluate(event, filter, now) {
+                Ok(v) => v,
+                // As when no engine could run any stored filter: skipped, one error.
+                Err(NeedsEngine) if event.engine_unavailable() => {
+                    counted += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             counted += u64::from(v.errors);
             if v.filtered {
                 errors.fetch_add(counted, Ordering::Relaxed);
@@ -410,6 +421,36 @@ mod tests {
                 errors: 1
             }
         );
+    }
+
+    /// Without an engine, simple expressions still run; a filter that needs QuickJS is
+    /// skipped as one error. A deferring scope gives up instead, counting nothing.
+    #[test]
+    fn without_an_engine() {
+        let e = event(2, &[2], 3);
+        let quickjs = filter("deny", &["event.check.status == 2", "hour(0) == 0"]);
+        let mut simple = filter("allow", &["event.check.occurrences == 1"]);
+        simple.metadata.name = "simple".into();
+        let filters = [quickjs, simple];
+        let lookup = |name: &str| filters.iter().find(|f| f.metadata.name == name);
+        let names = vec!["f".to_owned(), "simple".to_owned()];
+        let set = FilterSet {
+            names: &names,
+            lookup: &lookup,
+        };
+        let errors = AtomicU64::new(0);
+        let mut scope = EventScope::new(&e, None);
+        assert_eq!(
+            set.filtered(&mut scope, MONDAY_1030, &errors),
+            Ok(Some("simple".to_owned()))
+        );
+        assert_eq!(errors.load(Ordering::Relaxed), 1);
+        let mut deferring = EventScope::deferring(&e);
+        assert_eq!(
+            set.filtered(&mut deferring, MONDAY_1030, &errors),
+            Err(NeedsEngine)
+        );
+        assert_eq!(errors.load(Ordering::Relaxed), 1);
     }
 
     fn window(begin: &str, end: &str) -> TimeWindowWhen {
