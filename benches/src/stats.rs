@@ -64,6 +64,11 @@ pub fn process_cpu_time() -> io::Result<Duration> {
     cpu_time_of("self")
 }
 
+/// CPU time (user + system) of the calling thread alone.
+pub fn thread_cpu_time() -> io::Result<Duration> {
+    cpu_time_of("thread-self")
+}
+
 /// CPU time (user + system) of another process, all its threads included.
 pub fn child_cpu_time(pid: u32) -> io::Result<Duration> {
     cpu_time_of(&pid.to_string())

@@ -13,6 +13,7 @@ async fn every_event_reaches_the_tcp_sink() {
         concurrency: 8,
         drain_timeout: Duration::from_secs(30),
         filters: true,
+        quickjs: false,
     })
     .await
     .expect("run");
@@ -21,10 +22,36 @@ async fn every_event_reaches_the_tcp_sink() {
     assert!(report.bytes > 300 * 500, "{report}");
 }
 
+/// The same filters on QuickJS (written outside the simple subset) let every event through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_the_tcp_sink_with_quickjs_filters() {
+    let report = pipeline_throughput::run_pipeline(&PipelineConfig {
+        events: 100,
+        concurrency: 8,
+        drain_timeout: Duration::from_secs(30),
+        filters: true,
+        quickjs: true,
+    })
+    .await
+    .expect("run");
+    assert_eq!(report.delivered, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tcp_floor_delivers_every_connection() {
+    let report = pipeline_throughput::run_tcp_floor(200, 8)
+        .await
+        .expect("run");
+    assert_eq!(report.tokio.count, 200);
+    assert_eq!(report.blocking.count, 200);
+    assert!(report.bytes_per_event > 500, "{report:?}");
+}
+
 #[test]
 fn filters_pass_every_event() {
     let report = pipeline_throughput::run_filters(200, 200).expect("run");
     assert_eq!(report.single.count, 200);
     assert_eq!(report.trivial.count, 200);
     assert_eq!(report.events.count, 200);
+    assert_eq!(report.quickjs_events.count, 200);
 }

@@ -2,11 +2,13 @@
 //! tasks. [`Runner::submit`] never waits: with the queue full the event is dropped and
 //! counted, so event processing is never held up by slow handlers.
 //!
-//! A worker takes one event: resolves its pipelines, evaluates every workflow's filters in one
-//! job on a [`FilterPool`] thread (JavaScript; built-ins alone stay on the worker), then runs each pipeline's workflows in order: mutator, then
-//! handler. A mutator or handler error stops the rest of that pipeline (sensu-compat 3.4);
+//! A worker takes one event: resolves its pipelines, evaluates every workflow's filters (on
+//! the worker while `jsexpr::simple` answers every expression, else in one job on a
+//! [`FilterPool`] thread with QuickJS), then runs each pipeline's workflows in order: mutator,
+//! then handler. A mutator or handler error stops the rest of that pipeline (sensu-compat 3.4);
 //! other pipelines go on. A pipe handler's exit status or timeout is not an error.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,7 +17,7 @@ use proto_spec::v2::Event;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::assets::PipelineAssets;
-use crate::filter::{EventScope, FilterSet};
+use crate::filter::{EventScope, FilterSet, NeedsEngine};
 use crate::resolve::{Catalog, ResolvedPipeline, resolve};
 use crate::{handler, mutator};
 
@@ -184,6 +186,13 @@ impl FilterPool {
         FilterPool { tx }
     }
 
+    /// A pool whose threads are gone, as after a failure to start them.
+    #[cfg(test)]
+    fn stopped() -> FilterPool {
+        let (tx, _) = std::sync::mpsc::channel::<FilterJob>();
+        FilterPool { tx }
+    }
+
     /// One filter thread per core the process may run on.
     pub fn per_core() -> FilterPool {
         FilterPool::start(std::thread::available_parallelism().map_or(1, usize::from))
@@ -241,55 +250,61 @@ fn filter_thread(rx: &std::sync::Mutex<std::sync::mpsc::Receiver<FilterJob>>) {
             reply,
         } = job;
         let run = std::panic::AssertUnwindSafe(|| {
-            evaluate_filters(&event, &catalog, &pipelines, &counters, engine.as_mut())
+            let scope = EventScope::new(&event, engine.as_mut());
+            evaluate_filters(&catalog, &pipelines, &counters, scope)
         });
         match std::panic::catch_unwind(run) {
-            Ok(verdicts) => {
+            Ok(Ok(verdicts)) => {
                 let _ = reply.send((pipelines, verdicts));
             }
-            // Dropping the reply tells the worker; the engine may be mid-way through
-            // something, so the next job gets a new one.
+            // A scope with an engine (or none at all) never defers; dropping the reply tells
+            // the worker, which logs it.
+            Ok(Err(NeedsEngine)) => {}
+            // The engine may be mid-way through something, so the next job gets a new one.
             Err(_) => engine = None,
         }
     }
 }
 
 /// Which workflows (per pipeline) the filters stop, all workflows of the event against one
-/// [`EventScope`]. With `engine` `None` only the built-ins can run (stored filters count as
-/// erroring and are skipped).
+/// [`EventScope`]. `Err` from a deferring scope (nothing counted then).
 fn evaluate_filters(
-    event: &Event,
     catalog: &Catalog,
     pipelines: &[ResolvedPipeline],
     counters: &Counters,
-    engine: Option<&mut Engine>,
-) -> Verdicts {
+    mut scope: EventScope<'_>,
+) -> Result<Verdicts, NeedsEngine> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     let lookup = |name: &str| catalog.filters.get(name);
-    let mut scope = EventScope::new(event, engine);
-    pipelines
-        .iter()
-        .map(|p| {
-            p.workflows
-                .iter()
-                .map(|w| {
-                    let set = FilterSet {
-                        names: &w.filters,
-                        lookup: &lookup,
-                    };
-                    set.filtered(&mut scope, now, &counters.filter_errors)
-                })
-                .collect()
-        })
-        .collect()
+    let mut verdicts = Vec::with_capacity(pipelines.len());
+    let mut filtered = 0;
+    for p in pipelines {
+        let mut per_workflow = Vec::with_capacity(p.workflows.len());
+        for w in &p.workflows {
+            let set = FilterSet {
+                names: &w.filters,
+                lookup: &lookup,
+            };
+            let errors = AtomicU64::new(0);
+            per_workflow.push(set.filtered(&mut scope, now, &errors)?);
+            filtered += errors.into_inner();
+        }
+        verdicts.push(per_workflow);
+    }
+    // Counted once every workflow is through: a deferring scope that gives up part-way
+    // leaves the counters untouched for the filter thread that runs it all again.
+    counters
+        .filter_errors
+        .fetch_add(filtered, Ordering::Relaxed);
+    Ok(verdicts)
 }
 
 /// Run every pipeline of `event` to completion (what a worker does with one event).
-/// JavaScript filters run on `filters`; an event whose workflows have only built-in filters
-/// (or none) does not leave the worker.
+/// Filters run on the worker while `jsexpr::simple` answers every expression (and the
+/// built-ins); an event with an expression that needs QuickJS goes to `filters` instead.
 pub async fn process(
     event: &Arc<Event>,
     catalog: &Arc<Catalog>,
@@ -302,23 +317,16 @@ pub async fn process(
     if pipelines.iter().all(|p| p.workflows.is_empty()) {
         return;
     }
-    let lookup = |name: &str| catalog.filters.get(name);
-    let needs_engine = pipelines.iter().flat_map(|p| &p.workflows).any(|w| {
-        FilterSet {
-            names: &w.filters,
-            lookup: &lookup,
-        }
-        .needs_engine()
-    });
-    let (pipelines, verdicts) = if needs_engine {
-        match filters.evaluate(event, catalog, pipelines, counters).await {
+    let inline = evaluate_filters(catalog, &pipelines, counters, EventScope::deferring(event));
+    let (pipelines, verdicts) = match inline {
+        Ok(verdicts) => (pipelines, verdicts),
+        Err(NeedsEngine) => match filters.evaluate(event, catalog, pipelines, counters).await {
             Some(done) => done,
             None => return,
-        }
-    } else {
-        let verdicts = evaluate_filters(event, catalog, &pipelines, counters, None);
-        (pipelines, verdicts)
+        },
     };
+    // The json mutator's output, made once for all the workflows that use it.
+    let mut json: Option<Vec<u8>> = None;
     for (p, verdicts) in pipelines.iter().zip(verdicts) {
         for (w, filtered) in p.workflows.iter().zip(verdicts) {
             let handler_name = &w.handler.metadata.name;
@@ -341,16 +349,24 @@ pub async fn process(
                     break;
                 }
             };
-            let data = match mutator::mutate(&w.mutator, mutator_def.as_ref(), event).await {
-                Ok(d) => d,
-                Err(e) => {
-                    inc(&counters.mutator_errors);
-                    tracing::error!(pipeline = %p.name, workflow = %w.name, error = %e, "Mutator failed; rest of the pipeline skipped");
-                    break;
+            let mutated;
+            let data: &[u8] = if mutator::is_json(&w.mutator) {
+                json.get_or_insert_with(|| mutator::event_json(event))
+            } else {
+                match mutator::mutate(&w.mutator, mutator_def.as_deref(), event).await {
+                    Ok(d) => {
+                        mutated = d;
+                        &mutated
+                    }
+                    Err(e) => {
+                        inc(&counters.mutator_errors);
+                        tracing::error!(pipeline = %p.name, workflow = %w.name, error = %e, "Mutator failed; rest of the pipeline skipped");
+                        break;
+                    }
                 }
             };
             let handler_def = match with_asset_env(Some(&w.handler), catalog, assets).await {
-                Ok(h) => h.unwrap_or_else(|| w.handler.clone()),
+                Ok(h) => h.unwrap_or(Cow::Borrowed(&w.handler)),
                 Err(e) => {
                     inc(&counters.handler_errors);
                     tracing::error!(pipeline = %p.name, workflow = %w.name, handler = %handler_name, error = %e, "Handler assets not installed; rest of the pipeline skipped");
@@ -358,7 +374,7 @@ pub async fn process(
                 }
             };
             inc(&counters.handler_executions);
-            match handler::handle(&handler_def, &data).await {
+            match handler::handle(&handler_def, data).await {
                 Ok(done) if done.timed_out => {
                     inc(&counters.handler_timeouts);
                     tracing::warn!(handler = %handler_name, timeout = w.handler.timeout, output = %done.output, "Handler killed at its timeout");
@@ -384,15 +400,15 @@ pub async fn process(
 
 /// A definition whose `runtime_assets` are installed, with their environment put before its
 /// own `env_vars` (which win on a clash). Definitions without assets pass unchanged.
-async fn with_asset_env<T: HasAssets + Clone>(
-    def: Option<&T>,
+async fn with_asset_env<'d, T: HasAssets + Clone>(
+    def: Option<&'d T>,
     catalog: &Catalog,
     assets: Option<&PipelineAssets>,
-) -> Result<Option<T>, String> {
+) -> Result<Option<Cow<'d, T>>, String> {
     let Some(def) = def else { return Ok(None) };
     let wanted = def.runtime_assets();
     if wanted.is_empty() {
-        return Ok(Some(def.clone()));
+        return Ok(Some(Cow::Borrowed(def)));
     }
     let Some(assets) = assets else {
         return Err("this backend has no asset cache".into());
@@ -401,7 +417,7 @@ async fn with_asset_env<T: HasAssets + Clone>(
     let mut def = def.clone();
     env.append(def.env_vars_mut());
     *def.env_vars_mut() = env;
-    Ok(Some(def))
+    Ok(Some(Cow::Owned(def)))
 }
 
 trait HasAssets {
@@ -630,6 +646,62 @@ mod tests {
         assert_eq!(c(&counters.filter_errors), 6);
         assert_eq!(c(&counters.workflows_filtered), 2);
         assert_eq!(c(&counters.handler_executions), 4);
+    }
+
+    /// Expressions `jsexpr::simple` answers run on the worker: with no filter thread at all,
+    /// such an event is still filtered and handled; one with an expression that needs QuickJS
+    /// needs a filter thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn simple_filters_run_on_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut simple = file_handler("simple", &out);
+        simple.mutator = "only_check_output".into();
+        simple.filters = Some(vec!["repeats".into(), "not-dev".into()]);
+        let mut quickjs = simple.clone();
+        quickjs.metadata.name = "quickjs".into();
+        quickjs.filters = Some(vec!["hourly".into()]);
+        let mut catalog = Catalog::with_handlers([simple, quickjs]);
+        for f in [
+            js_filter(
+                "repeats",
+                "allow",
+                &[
+                    "event.check.occurrences == 1 || event.check.occurrences % (1800 / event.check.interval) == 0",
+                ],
+            ),
+            js_filter("not-dev", "deny", &["event.entity.labels.env == 'dev'"]),
+            js_filter("hourly", "allow", &["hour(event.check.executed) >= 0"]),
+        ] {
+            catalog.filters.insert(f.metadata.name.clone(), f);
+        }
+        let catalog = Arc::new(catalog);
+        let counters = Arc::new(Counters::default());
+        let stopped = FilterPool::stopped();
+        for occurrences in [1, 2, 30] {
+            let event = occurrence(2, occurrences, &["simple"]);
+            process(&event, &catalog, &counters, &stopped, None).await;
+        }
+        let got = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(got, "occurrence 1\noccurrence 30\n");
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!(c(&counters.workflows_filtered), 1);
+        assert_eq!(c(&counters.filter_errors), 0);
+
+        let event = occurrence(2, 5, &["quickjs"]);
+        process(&event, &catalog, &counters, &stopped, None).await;
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            got,
+            "no filter thread"
+        );
+        process(&event, &catalog, &counters, &FilterPool::start(1), None).await;
+        assert!(
+            std::fs::read_to_string(&out)
+                .unwrap()
+                .ends_with("occurrence 5\n")
+        );
+        assert_eq!(c(&counters.handler_executions), 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

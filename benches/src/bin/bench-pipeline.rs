@@ -27,6 +27,13 @@ struct Args {
     /// Also run the pipeline without its filters, to show their share.
     #[arg(long)]
     compare_without_filters: bool,
+    /// Also run the pipeline with its filters on QuickJS (written outside the simple subset).
+    #[arg(long)]
+    compare_quickjs: bool,
+    /// Also measure connect, write and close alone against the same sink (tokio tasks, then
+    /// a blocking loop): the kernel's floor under the tcp handler.
+    #[arg(long)]
+    tcp_floor: bool,
     /// Target in events per CPU-second (the verdict line).
     #[arg(long, default_value_t = 50_000.0)]
     target_events: f64,
@@ -51,8 +58,8 @@ fn run(args: Args) -> Result<bool> {
     println!("machine: {}", benches::harness::machine_summary());
     let filters = pipeline_throughput::run_filters(args.evaluations, args.filter_events)?;
     println!("{filters}");
-    // One runtime thread: the runner's filter step still hops to tokio's blocking pool, which
-    // the `taskset` of `benches/run pipeline` keeps on the same core.
+    // One runtime thread; the filter threads (QuickJS expressions only) and the blocking TCP
+    // floor's sink are kept on the same core by the `taskset` of `benches/run pipeline`.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -61,23 +68,43 @@ fn run(args: Args) -> Result<bool> {
         concurrency: args.concurrency,
         drain_timeout: Duration::from_secs(60),
         filters: true,
+        quickjs: false,
     }))?;
     println!("{report}");
+    if args.compare_quickjs {
+        let quickjs = runtime.block_on(pipeline_throughput::run_pipeline(&PipelineConfig {
+            events: args.events,
+            concurrency: args.concurrency,
+            drain_timeout: Duration::from_secs(60),
+            filters: true,
+            quickjs: true,
+        }))?;
+        println!("{quickjs}");
+    }
     if args.compare_without_filters {
         let bare = runtime.block_on(pipeline_throughput::run_pipeline(&PipelineConfig {
             events: args.events,
             concurrency: args.concurrency,
             drain_timeout: Duration::from_secs(60),
             filters: false,
+            quickjs: false,
         }))?;
         println!("{bare}");
+    }
+    if args.tcp_floor {
+        let floor = runtime.block_on(pipeline_throughput::run_tcp_floor(
+            args.events,
+            args.concurrency,
+        ))?;
+        println!("{floor}");
     }
     let events_met = report.per_cpu_second() >= args.target_events;
     let evals_met = filters.single.per_cpu_second() >= args.target_evaluations;
     println!(
-        "verdict: events {} ({:.0} per CPU-second, target {:.0}); filter evaluations {} ({:.0} per CPU-second, target {:.0})",
+        "verdict: events {} ({:.0} per CPU-second with the sink, {:.0} without it, target {:.0}); filter evaluations {} ({:.0} per CPU-second, target {:.0})",
         if events_met { "met" } else { "missed" },
         report.per_cpu_second(),
+        report.per_pipeline_cpu_second(),
         args.target_events,
         if evals_met { "met" } else { "missed" },
         filters.single.per_cpu_second(),

@@ -30,6 +30,9 @@
 //! * Helpers, all UTC, taking Unix seconds (truncated to an integer; non-numbers count as 0,
 //!   as Sensu's Go helpers do): `seconds_since(ts)`, `second(ts)`, `minute(ts)`, `hour(ts)`,
 //!   `weekday(ts)` (0 = Sunday).
+//! * [`simple`] evaluates the commonest expressions (property paths, literals, comparisons,
+//!   logic, arithmetic) without QuickJS, straight over the caller's JSON, and answers only
+//!   where its answer is exactly QuickJS's; callers fall back to an [`Engine`] otherwise.
 //! * Only the ECMAScript built-ins exist: no file system, network, process, timer or module
 //!   loader (QuickJS's `std`/`os` modules are not part of `rquickjs` and are not added).
 //!   Filter `runtime_assets` (JS libraries such as underscore) are not loaded.
@@ -70,6 +73,7 @@
 //! 50 ns, a new `Engine` 3–7 ms (freezing the built-ins), [`check_syntax`] 3–6 ms (it builds a
 //! fresh engine), `while(true){}` stopped at 100.1 ms, a 16 MiB allocation refused in 23 ms.
 
+pub mod simple;
 mod vm;
 
 use std::collections::HashMap;

@@ -8,12 +8,15 @@ mod event_json;
 pub mod when;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
-use jsexpr::{Bound, Engine};
+use jsexpr::{Bound, Engine, simple};
 use proto_spec::v2::filter::{FILTER_ACTION_ALLOW, FILTER_ACTION_DENY};
 use proto_spec::v2::{Event, EventFilter};
 
-pub use event_json::{event_for_filters, is_incident, is_resolution, is_silenced};
+pub use event_json::{
+    FilterObject, event_for_filters, is_incident, is_resolution, is_silenced, needs_redaction,
+};
 
 pub const IS_INCIDENT: &str = "is_incident";
 pub const NOT_SILENCED: &str = "not_silenced";
@@ -47,8 +50,14 @@ pub struct Verdict {
 /// allow filters the event at the first false expression, deny lets it through at the first
 /// false one; when every (non-erroring) expression held, allow passes and deny filters.
 ///
-/// `event` is bound to the engine once per event ([`EventScope`]); `now` is Unix seconds.
-pub fn evaluate(event: &mut Bound<'_>, filter: &EventFilter, now: i64) -> Verdict {
+/// Each expression is answered by `jsexpr::simple` where it can, else by QuickJS against
+/// the event bound once per event ([`EventScope`]); `now` is Unix seconds. `Err` only from a
+/// scope that defers QuickJS work ([`EventScope::deferring`]), before anything was counted.
+pub fn evaluate(
+    event: &mut EventScope<'_>,
+    filter: &EventFilter,
+    now: i64,
+) -> Result<Verdict, NeedsEngine> {
     let allow = filter.action == FILTER_ACTION_ALLOW;
     let deny = filter.action == FILTER_ACTION_DENY;
     let mut verdict = Verdict {
@@ -59,17 +68,14 @@ pub fn evaluate(event: &mut Bound<'_>, filter: &EventFilter, now: i64) -> Verdic
         let inside = when::in_windows(w, now);
         if allow && !inside {
             verdict.filtered = true;
-            return verdict;
+            return Ok(verdict);
         }
         if deny && !inside {
-            return verdict;
+            return Ok(verdict);
         }
     }
     for source in filter.expressions() {
-        let result = event
-            .compile(source)
-            .and_then(|expr| event.eval_bool(&expr));
-        let matched = match result {
+        let matched = match event.eval_bool(source)? {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(filter = %filter.metadata.name, error = %e, "Error evaluating a filter expression; skipped");
@@ -79,30 +85,84 @@ pub fn evaluate(event: &mut Bound<'_>, filter: &EventFilter, now: i64) -> Verdic
         };
         if !matched {
             verdict.filtered = allow;
-            return verdict;
+            return Ok(verdict);
         }
     }
     verdict.filtered = deny;
-    verdict
+    Ok(verdict)
 }
 
-/// One event as every JavaScript filter of its workflows sees it: the [`event_for_filters`]
-/// object is built and handed to the engine at most once per event, on the first stored
-/// filter that needs it (never for built-ins only), and shared, read-only, by every
-/// expression after that.
+/// An expression needs QuickJS and the scope defers it (the caller hands the event to a
+/// filter thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeedsEngine;
+
+/// What a scope does with an expression `jsexpr::simple` does not answer.
+enum QuickJs<'e> {
+    /// Not bound yet.
+    Engine(&'e mut Engine),
+    Bound(Bound<'e>),
+    /// The engine could not start: a filter with such an expression is skipped as one error.
+    Unavailable,
+    /// Give up with [`NeedsEngine`].
+    Defer,
+}
+
+/// Compiled `jsexpr::simple` expressions by source (`None`: outside the subset), shared by
+/// every runner worker and filter thread. Filters are few, so it is cleared, not evicted, when
+/// it reaches this size (stored filters come and go).
+const SIMPLE_CACHE_CAPACITY: usize = 4096;
+
+type SimpleCache = std::collections::HashMap<Box<str>, Option<Arc<simple::Expr>>>;
+
+fn simple_cache() -> &'static RwLock<SimpleCache> {
+    static CACHE: OnceLock<RwLock<SimpleCache>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// `source` compiled by `jsexpr::simple`, once per process.
+fn simple_expr(source: &str) -> Option<Arc<simple::Expr>> {
+    let cache = simple_cache();
+    if let Some(hit) = cache.read().unwrap_or_else(|p| p.into_inner()).get(source) {
+        return hit.clone();
+    }
+    let compiled = simple::Expr::compile(source).map(Arc::new);
+    let mut cache = cache.write().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= SIMPLE_CACHE_CAPACITY {
+        cache.clear();
+    }
+    cache.insert(source.into(), compiled.clone());
+    compiled
+}
+
+/// One event as every JavaScript filter of its workflows sees it: the [`FilterObject`] whose
+/// parts are built as expressions read them, and, for expressions outside the simple subset,
+/// the whole object bound to a QuickJS engine at most once per event and shared, read-only, by
+/// every such expression after that.
 pub struct EventScope<'e> {
     event: &'e Event,
-    /// `None` once bound, or when there is no engine (it could not start).
-    engine: Option<&'e mut Engine>,
-    bound: Option<Bound<'e>>,
+    object: FilterObject<'e>,
+    quickjs: QuickJs<'e>,
 }
 
 impl<'e> EventScope<'e> {
+    /// A scope whose expressions outside the subset run on `engine` (`None`: the engine could
+    /// not start, and filters with such expressions are skipped as errors).
     pub fn new(event: &'e Event, engine: Option<&'e mut Engine>) -> Self {
         EventScope {
             event,
-            engine,
-            bound: None,
+            object: FilterObject::new(event),
+            quickjs: engine.map_or(QuickJs::Unavailable, QuickJs::Engine),
+        }
+    }
+
+    /// A scope without an engine that gives up ([`NeedsEngine`]) at the first expression
+    /// outside the subset, for running filters where blocking on JavaScript must not happen.
+    pub fn deferring(event: &'e Event) -> Self {
+        EventScope {
+            event,
+            object: FilterObject::new(event),
+            quickjs: QuickJs::Defer,
         }
     }
 
@@ -110,14 +170,33 @@ impl<'e> EventScope<'e> {
         self.event
     }
 
-    /// The event bound to the engine; `None` without an engine.
-    pub fn bound(&mut self) -> Option<&mut Bound<'e>> {
-        if self.bound.is_none() {
-            let engine = self.engine.take()?;
-            let object = event_for_filters(self.event);
-            self.bound = Some(engine.bind(vec![("event".to_owned(), object)]));
+    /// Whether this scope has no engine at all (as opposed to deferring to one).
+    fn engine_unavailable(&self) -> bool {
+        matches!(self.quickjs, QuickJs::Unavailable)
+    }
+
+    /// Evaluates `source` with JavaScript truthiness: `jsexpr::simple` when it answers, else
+    /// QuickJS against the bound event.
+    pub fn eval_bool(&mut self, source: &str) -> Result<Result<bool, jsexpr::Error>, NeedsEngine> {
+        if let Some(expr) = simple_expr(source)
+            && let Some(answer) = expr.eval_bool(&self.object)
+        {
+            return Ok(Ok(answer));
         }
-        self.bound.as_mut()
+        if let QuickJs::Engine(_) = self.quickjs {
+            let QuickJs::Engine(engine) = std::mem::replace(&mut self.quickjs, QuickJs::Defer)
+            else {
+                unreachable!("matched above");
+            };
+            let object = self.object.take_whole();
+            self.quickjs = QuickJs::Bound(engine.bind(vec![("event".to_owned(), object)]));
+        }
+        match &mut self.quickjs {
+            QuickJs::Bound(bound) => Ok(bound
+                .compile(source)
+                .and_then(|expr| bound.eval_bool(&expr))),
+            QuickJs::Unavailable | QuickJs::Defer | QuickJs::Engine(_) => Err(NeedsEngine),
+        }
     }
 }
 
@@ -129,19 +208,22 @@ pub struct FilterSet<'a> {
 
 impl FilterSet<'_> {
     /// `Some(name)` of the first filter that rejects the event. Unknown filters are skipped
-    /// with a warning (Sensu looks for an extension and, finding none, goes on). Without an
-    /// engine a stored filter counts as one erroring expression and is skipped, as Sensu
-    /// skips failing expressions.
+    /// with a warning (Sensu looks for an extension and, finding none, goes on). An expression
+    /// that fails counts as an error and is skipped, as Sensu skips failing expressions; a
+    /// filter that needs QuickJS where no engine could start is skipped as one error.
+    /// `Err` from a deferring scope, with nothing counted.
     pub fn filtered(
         &self,
         event: &mut EventScope<'_>,
         now: i64,
         errors: &AtomicU64,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, NeedsEngine> {
+        let mut counted = 0;
         for name in self.names {
             if let Some(passes) = builtin_passes(name, event.event()) {
                 if !passes {
-                    return Some(name.clone());
+                    errors.fetch_add(counted, Ordering::Relaxed);
+                    return Ok(Some(name.clone()));
                 }
                 continue;
             }
@@ -149,25 +231,23 @@ impl FilterSet<'_> {
                 tracing::warn!(filter = %name, "Filter not found; skipped");
                 continue;
             };
-            let Some(bound) = event.bound() else {
-                errors.fetch_add(1, Ordering::Relaxed);
-                continue;
+            let v = match evaluate(event, filter, now) {
+                Ok(v) => v,
+                // As when no engine could run any stored filter: skipped, one error.
+                Err(NeedsEngine) if event.engine_unavailable() => {
+                    counted += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
-            let v = evaluate(bound, filter, now);
-            errors.fetch_add(u64::from(v.errors), Ordering::Relaxed);
+            counted += u64::from(v.errors);
             if v.filtered {
-                return Some(name.clone());
+                errors.fetch_add(counted, Ordering::Relaxed);
+                return Ok(Some(name.clone()));
             }
         }
-        None
-    }
-
-    /// Whether a stored (JavaScript) filter would run: built-ins and unknown names need no
-    /// engine.
-    pub fn needs_engine(&self) -> bool {
-        self.names
-            .iter()
-            .any(|n| !is_builtin(n) && (self.lookup)(n).is_some())
+        errors.fetch_add(counted, Ordering::Relaxed);
+        Ok(None)
     }
 }
 
@@ -214,7 +294,7 @@ mod tests {
     fn run(f: &EventFilter, e: &Event) -> Verdict {
         let mut engine = engine();
         let mut scope = EventScope::new(e, Some(&mut engine));
-        evaluate(scope.bound().unwrap(), f, MONDAY_1030)
+        evaluate(&mut scope, f, MONDAY_1030).unwrap()
     }
 
     #[test]
@@ -341,6 +421,36 @@ mod tests {
                 errors: 1
             }
         );
+    }
+
+    /// Without an engine, simple expressions still run; a filter that needs QuickJS is
+    /// skipped as one error. A deferring scope gives up instead, counting nothing.
+    #[test]
+    fn without_an_engine() {
+        let e = event(2, &[2], 3);
+        let quickjs = filter("deny", &["event.check.status == 2", "hour(0) == 0"]);
+        let mut simple = filter("allow", &["event.check.occurrences == 1"]);
+        simple.metadata.name = "simple".into();
+        let filters = [quickjs, simple];
+        let lookup = |name: &str| filters.iter().find(|f| f.metadata.name == name);
+        let names = vec!["f".to_owned(), "simple".to_owned()];
+        let set = FilterSet {
+            names: &names,
+            lookup: &lookup,
+        };
+        let errors = AtomicU64::new(0);
+        let mut scope = EventScope::new(&e, None);
+        assert_eq!(
+            set.filtered(&mut scope, MONDAY_1030, &errors),
+            Ok(Some("simple".to_owned()))
+        );
+        assert_eq!(errors.load(Ordering::Relaxed), 1);
+        let mut deferring = EventScope::deferring(&e);
+        assert_eq!(
+            set.filtered(&mut deferring, MONDAY_1030, &errors),
+            Err(NeedsEngine)
+        );
+        assert_eq!(errors.load(Ordering::Relaxed), 1);
     }
 
     fn window(begin: &str, end: &str) -> TimeWindowWhen {

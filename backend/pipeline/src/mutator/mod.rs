@@ -48,13 +48,28 @@ pub enum MutatorError {
     Javascript { name: String, message: String },
 }
 
-/// The event's JSON as handlers and mutators receive it (entity redacted).
+/// Whether `name` is the `json` mutator (the empty name included).
+pub fn is_json(name: &str) -> bool {
+    matches!(name, "" | JSON)
+}
+
+/// The event's JSON as handlers and mutators receive it (entity redacted). The event is
+/// copied only when its entity still holds a value to redact.
 pub fn event_json(event: &Event) -> Vec<u8> {
-    let mut e = event.clone();
-    if let Some(entity) = &e.entity {
-        e.entity = Some(entity.redacted());
+    // Near the usual size of an event, so serializing rarely grows the buffer.
+    let mut out = Vec::with_capacity(2048);
+    let written = match &event.entity {
+        Some(entity) if crate::filter::needs_redaction(entity) => {
+            let mut e = event.clone();
+            e.entity = Some(entity.redacted());
+            serde_json::to_writer(&mut out, &e)
+        }
+        _ => serde_json::to_writer(&mut out, event),
+    };
+    if written.is_err() {
+        out.clear();
     }
-    serde_json::to_vec(&e).unwrap_or_default()
+    out
 }
 
 /// Apply mutator `name` (`definition` is the stored one, if any) to `event`.
@@ -166,6 +181,34 @@ mod tests {
             mutate("ghost", None, &event()).await,
             Err(MutatorError::NotFound(_))
         ));
+    }
+
+    /// The json mutator skips the copy of an event whose entity needs no redaction, and
+    /// writes the same bytes as serializing a redacted copy.
+    #[test]
+    fn event_json_is_the_redacted_event() {
+        for labels in [
+            json!({"password": "hunter2", "env": "prod"}),
+            json!({"password": "REDACTED"}),
+            json!({"env": "prod"}),
+        ] {
+            let mut e = event();
+            e.entity.as_mut().unwrap().metadata.labels =
+                serde_json::from_value(labels.clone()).unwrap();
+            let mut copy = e.clone();
+            copy.entity = copy.entity.as_ref().map(proto_spec::v2::Entity::redacted);
+            assert_eq!(
+                event_json(&e),
+                serde_json::to_vec(&copy).unwrap(),
+                "{labels}"
+            );
+        }
+        let mut no_entity = event();
+        no_entity.entity = None;
+        assert_eq!(
+            event_json(&no_entity),
+            serde_json::to_vec(&no_entity).unwrap()
+        );
     }
 
     #[tokio::test]
