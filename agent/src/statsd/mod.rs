@@ -64,6 +64,7 @@
 //! * On shutdown the partial interval is not flushed: at most one interval of metrics is
 //!   lost (the flushed ones wait in the durable outbox and are sent after a restart).
 
+mod batch;
 mod drops;
 mod flush;
 mod receive;
