@@ -576,24 +576,36 @@ mod tests {
             },
         ] {
             let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-            setsockopt(&sink, sockopt::RcvBuf, &(4 << 20)).unwrap();
+            // The host's rmem_max may be small: force a large buffer where allowed, and read
+            // while sending, so that no datagram is dropped.
+            if setsockopt(&sink, sockopt::RcvBufForce, &(8 << 20)).is_err() {
+                setsockopt(&sink, sockopt::RcvBuf, &(8 << 20)).unwrap();
+            }
             sink.set_read_timeout(Some(Duration::from_millis(500)))
                 .unwrap();
             let port = sink.local_addr().unwrap().port();
             // Short lines and a fast rate: each pacing wake sends several datagrams, so GSO
             // messages carry more than one.
             let shape = payloads(2, 16);
+            let reader = {
+                let shape = shape.clone();
+                let sink = sink.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65_536];
+                    let mut received = 0u64;
+                    while let Ok(n) = sink.recv(&mut buf) {
+                        assert!(shape.iter().any(|p| p[..] == buf[..n]));
+                        received += 1;
+                    }
+                    received
+                })
+            };
             let (datagrams, metrics, _) = generator
                 .send(port, &shape, 2, 100_000.0, Duration::from_millis(20))
                 .unwrap();
             assert!(datagrams > 200, "{generator:?}: {datagrams}");
             assert_eq!(metrics, datagrams * 2);
-            let mut buf = vec![0u8; 65_536];
-            let mut received = 0u64;
-            while let Ok(n) = sink.recv(&mut buf) {
-                assert!(shape.iter().any(|p| p[..] == buf[..n]), "{generator:?}");
-                received += 1;
-            }
+            let received = reader.join().unwrap();
             assert_eq!(received, datagrams, "{generator:?}");
         }
     }
