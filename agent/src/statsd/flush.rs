@@ -131,6 +131,12 @@ fn report(c: &super::receive::Counts) {
             "StatsD socket receive errors"
         );
     }
+    if c.truncated > 0 {
+        warn!(
+            datagrams = c.truncated,
+            "Ignored StatsD datagrams longer than the receive buffer"
+        );
+    }
     debug!(
         datagrams = c.datagrams,
         metrics = c.metrics,

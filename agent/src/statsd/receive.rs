@@ -11,9 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::RECV_BATCH;
-
-/// Largest UDP payload (IPv4: 65,535 − 8 − 20); one buffer this size never truncates.
-const MAX_DATAGRAM: usize = 65_507;
+use super::batch::{self, Datagram, RecvBatch};
 
 /// One flush interval's data, for the flush task.
 #[derive(Debug)]
@@ -34,6 +32,8 @@ pub(super) struct Counts {
     pub last_parse_error: Option<ParseError>,
     pub recv_errors: u64,
     pub last_recv_error: Option<ErrorKind>,
+    /// Datagrams longer than a receive slot, dropped unparsed.
+    pub truncated: u64,
 }
 
 impl Counts {
@@ -56,7 +56,7 @@ pub(super) async fn run(
     flushes: mpsc::Sender<Interval>,
     stop: CancellationToken,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut batch = RecvBatch::new(batch::SLOTS, batch::MAX_UDP_PAYLOAD);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     // After a stall, flush once and continue on a fresh schedule, rather than in a burst.
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -90,7 +90,7 @@ pub(super) async fn run(
                     warn!(error = %e, "StatsD socket failed; the listener stops");
                     return;
                 }
-                drain(&socket, &mut buf, &mut aggregator, &mut counts);
+                drain(&socket, &mut batch, &mut aggregator, &mut counts);
             }
         }
     }
@@ -98,12 +98,29 @@ pub(super) async fn run(
 
 /// Receive and aggregate up to [`RECV_BATCH`] datagrams, stopping early once the socket is
 /// empty (which also clears tokio's readiness, so the next `readable()` waits).
-fn drain(socket: &UdpSocket, buf: &mut [u8], aggregator: &mut Aggregator, counts: &mut Counts) {
-    // One clock read per batch: expiry is measured in minutes.
+pub(super) fn drain(
+    socket: &UdpSocket,
+    batch: &mut RecvBatch,
+    aggregator: &mut Aggregator,
+    counts: &mut Counts,
+) {
+    // One clock read per call: expiry is measured in minutes.
     let now = Instant::now();
-    for _ in 0..RECV_BATCH {
-        match socket.try_recv(buf) {
-            Ok(n) => counts.add(aggregator.add_datagram(&buf[..n], now)),
+    let mut received = 0;
+    while received < RECV_BATCH {
+        match batch.recv(socket) {
+            Ok(n) => {
+                for i in 0..n {
+                    match batch.get(i) {
+                        Datagram::Whole(bytes) => counts.add(aggregator.add_datagram(bytes, now)),
+                        Datagram::Truncated => {
+                            counts.datagrams += 1;
+                            counts.truncated += 1;
+                        }
+                    }
+                }
+                received += n;
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(e) => {
                 // E.g. ENOMEM under memory pressure; reported once per interval by the

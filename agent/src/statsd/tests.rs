@@ -299,3 +299,192 @@ async fn a_burst_larger_than_one_batch_is_received_whole() {
         .unwrap()
         .unwrap();
 }
+
+mod batched {
+    //! The batched receive on real loopback sockets: what one read returns, truncation, and
+    //! that every datagram sent is either aggregated or counted as a kernel drop.
+
+    use std::time::Instant;
+
+    use ::statsd::{Aggregator, AggregatorConfig};
+
+    use super::super::batch::{Datagram, RecvBatch};
+    use super::super::drops;
+    use super::super::receive::{Counts, drain};
+
+    async fn pair() -> (tokio::net::UdpSocket, std::net::UdpSocket) {
+        let receiver = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.connect(receiver.local_addr().unwrap()).unwrap();
+        (receiver, sender)
+    }
+
+    fn aggregator() -> Aggregator {
+        Aggregator::new(AggregatorConfig::default()).unwrap()
+    }
+
+    fn whole(batch: &RecvBatch, i: usize) -> Vec<u8> {
+        match batch.get(i) {
+            Datagram::Whole(bytes) => bytes.to_vec(),
+            Datagram::Truncated => panic!("datagram {i} truncated"),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_read_returns_several_datagrams_in_order() {
+        let (receiver, sender) = pair().await;
+        let sent: Vec<String> = (0..5).map(|i| format!("d{i}:{i}|c")).collect();
+        for d in &sent {
+            sender.send(d.as_bytes()).unwrap();
+        }
+        receiver.readable().await.unwrap();
+        let mut batch = RecvBatch::new(8, 64);
+        let mut got = Vec::new();
+        let mut reads = 0;
+        while got.len() < sent.len() {
+            let n = batch.recv(&receiver).unwrap();
+            reads += 1;
+            got.extend((0..n).map(|i| whole(&batch, i)));
+        }
+        let want: Vec<Vec<u8>> = sent.iter().map(|d| d.as_bytes().to_vec()).collect();
+        assert_eq!(got, want);
+        if cfg!(target_os = "linux") {
+            // Loopback delivery is done when `send` returns: all five wait in the socket.
+            assert_eq!(reads, 1, "recvmmsg reads them in one call");
+        }
+        // Empty now: WouldBlock, which also clears the readiness.
+        let e = batch.recv(&receiver).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    }
+
+    #[tokio::test]
+    async fn a_batch_holds_at_most_its_slots() {
+        let (receiver, sender) = pair().await;
+        for i in 0..7u8 {
+            sender.send(&[b'a' + i]).unwrap();
+        }
+        receiver.readable().await.unwrap();
+        let mut batch = RecvBatch::new(3, 16);
+        let mut sizes = Vec::new();
+        let mut got = Vec::new();
+        while got.len() < 7 {
+            let n = batch.recv(&receiver).unwrap();
+            sizes.push(n);
+            got.extend((0..n).flat_map(|i| whole(&batch, i)));
+        }
+        assert_eq!(got, b"abcdefg");
+        assert!(sizes.iter().all(|&n| (1..=3).contains(&n)), "{sizes:?}");
+        if cfg!(target_os = "linux") {
+            assert_eq!(sizes, [3, 3, 1]);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_datagram_longer_than_its_slot_is_reported_truncated_and_never_parsed() {
+        let (receiver, sender) = pair().await;
+        sender.send(b"short:1|c").unwrap();
+        // 40 bytes into 16-byte slots: the kernel cuts it; a cut "…:12345|c" would otherwise
+        // parse as a different value.
+        sender
+            .send(b"a.rather.long.metric.name:1234567890|c")
+            .unwrap();
+        sender.send(b"after:2|c").unwrap();
+        receiver.readable().await.unwrap();
+        let mut batch = RecvBatch::new(4, 16);
+        let n = batch.recv(&receiver).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(batch.get(0), Datagram::Whole(b"short:1|c"));
+        assert_eq!(batch.get(1), Datagram::Truncated);
+        assert_eq!(batch.get(2), Datagram::Whole(b"after:2|c"));
+
+        // Through `drain`: counted as a datagram and as truncated, not as metrics.
+        sender.send(&[b'x'; 40]).unwrap();
+        sender.send(b"ok:1|c").unwrap();
+        receiver.readable().await.unwrap();
+        let mut agg = aggregator();
+        let mut counts = Counts::default();
+        drain(&receiver, &mut batch, &mut agg, &mut counts);
+        assert_eq!(counts.datagrams, 2);
+        assert_eq!(counts.truncated, 1);
+        assert_eq!(counts.metrics, 1);
+        assert_eq!(counts.bad_lines, 0);
+    }
+
+    #[tokio::test]
+    async fn mixed_valid_and_invalid_lines_are_counted_per_line() {
+        let (receiver, sender) = pair().await;
+        sender
+            .send(b"hits:1|c\nnot a metric\ntemp:20|g\nhits:x|c")
+            .unwrap();
+        sender.send(b"\xff\xfe:1|c").unwrap();
+        sender.send(b"hits:2|c|@0.5\nlat:12|ms").unwrap();
+        receiver.readable().await.unwrap();
+        let mut batch = RecvBatch::new(super::super::batch::SLOTS, 1024);
+        let mut agg = aggregator();
+        let mut counts = Counts::default();
+        drain(&receiver, &mut batch, &mut agg, &mut counts);
+        assert_eq!(counts.datagrams, 3);
+        assert_eq!(counts.metrics, 4);
+        assert_eq!(counts.bad_lines, 3);
+        assert!(counts.last_parse_error.is_some());
+        assert_eq!(counts.truncated, 0);
+        assert_eq!(counts.recv_errors, 0);
+        let points = agg.flush(Instant::now());
+        let value = |name: &str| {
+            points
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap_or_else(|| panic!("no {name} in {points:?}"))
+                .value
+        };
+        // 1 + 2 / 0.5
+        assert_eq!(value("hits.value"), 5.0);
+        assert_eq!(value("temp.value"), 20.0);
+        assert_eq!(value("lat.max"), 12.0);
+    }
+
+    /// Every datagram sent is either received or in the kernel's drop count: a flood into a
+    /// tiny receive buffer, drained afterwards by the batched reads.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn drops_and_receptions_add_up_to_what_was_sent() {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        socket.set_recv_buffer_size(1).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        socket
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        let socket: std::net::UdpSocket = socket.into();
+        let Some(inode) = drops::socket_inode(&socket) else {
+            return;
+        };
+        let receiver = tokio::net::UdpSocket::from_std(socket).unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.connect(receiver.local_addr().unwrap()).unwrap();
+        let sent = 300u64;
+        let line = format!("flood:1|c\n{}", "pad:1|c\n".repeat(60));
+        for _ in 0..sent {
+            sender.send(line.as_bytes()).unwrap();
+        }
+        receiver.readable().await.unwrap();
+        let mut batch = RecvBatch::new(super::super::batch::SLOTS, 1024);
+        let mut agg = aggregator();
+        let mut counts = Counts::default();
+        // One drain empties the small buffer (fewer datagrams than RECV_BATCH fit in it).
+        drain(&receiver, &mut batch, &mut agg, &mut counts);
+        let dropped = drops::read(inode).await.unwrap();
+        assert!(dropped > 0, "the tiny buffer overflowed");
+        assert!(counts.datagrams > 0, "some datagrams fit");
+        assert_eq!(counts.datagrams + dropped, sent);
+        assert_eq!(counts.metrics, counts.datagrams * 61);
+        let e = batch.recv(&receiver).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use benches::harness::{free_port, machine_summary};
 use benches::parse_duration;
-use benches::statsd_throughput::{self as st, Receiver, Step};
+use benches::statsd_throughput::{self as st, Generator, Receiver, Step};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -28,7 +28,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "50000,100000,200000,300000,400000,600000,800000,1000000,1200000,1500000"
+        default_value = "10000,20000,50000,100000,150000,200000,300000,400000,600000,800000,1000000,1200000,1500000,2000000,2500000,3000000"
     )]
     rates_single: Vec<f64>,
     /// Metric rates (per second) for the multi-metric shapes.
@@ -44,6 +44,24 @@ struct Args {
     /// Loss above which a step fails (0.001 = 0.1 %).
     #[arg(long, default_value_t = 0.001)]
     max_loss: f64,
+    /// Sending threads (one socket each).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// One datagram per message instead of UDP GSO batches.
+    #[arg(long)]
+    no_gso: bool,
+    /// CPUs for the sending threads (e.g. `0`); default: not pinned.
+    #[arg(long, value_delimiter = ',')]
+    generator_cpus: Vec<usize>,
+    /// The CPU each daemon runs on (through `taskset -c`); default: not pinned.
+    #[arg(long)]
+    receiver_cpu: Option<usize>,
+    /// Steps that may fail in a row before a daemon's run ends.
+    #[arg(long, default_value_t = 2)]
+    failures: usize,
+    /// Measure only the generator's ceiling per shape (flat out into a socket nobody reads).
+    #[arg(long)]
+    ceiling: bool,
 }
 
 fn main() -> ExitCode {
@@ -58,12 +76,30 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<()> {
     println!("{}", machine_summary());
+    let generator = Generator {
+        threads: args.threads,
+        gso: !args.no_gso,
+        cpus: args.generator_cpus.clone(),
+    };
     println!(
-        "generator: one thread, sendmmsg {} datagrams per call; {} per step; loss limit {:.2} %",
-        64,
+        "generator: {}; {} per step; loss limit {:.2} %; receiver CPU: {}",
+        generator.describe(),
         humantime(args.step),
-        args.max_loss * 100.0
+        args.max_loss * 100.0,
+        args.receiver_cpu
+            .map_or("not pinned".to_string(), |c| c.to_string())
     );
+    if args.ceiling {
+        for &shape in &args.shapes {
+            let payloads = st::payloads(shape, 512);
+            let rate = st::ceiling(&generator, &payloads, shape, args.step)?;
+            println!(
+                "generator ceiling, {shape} metric(s) per datagram: {rate:.0} datagrams/s ({:.0} metrics/s)",
+                rate * shape as f64
+            );
+        }
+        return Ok(());
+    }
     let mut summary = Vec::new();
     for &shape in &args.shapes {
         let payloads = st::payloads(shape, 512);
@@ -79,8 +115,12 @@ fn run(args: Args) -> Result<()> {
         for daemon in daemons {
             let port = free_port()?;
             let receiver = match daemon {
-                "picket" => Receiver::picket(&args.agent, port)?,
-                _ => Receiver::etsy(&st::etsy_dir(args.etsy.as_ref().unwrap()), port)?,
+                "picket" => Receiver::picket(&args.agent, port, args.receiver_cpu)?,
+                _ => Receiver::etsy(
+                    &st::etsy_dir(args.etsy.as_ref().unwrap()),
+                    port,
+                    args.receiver_cpu,
+                )?,
             };
             println!("\n{} — {shape} metric(s) per datagram", receiver.name());
             println!(
@@ -95,7 +135,9 @@ fn run(args: Args) -> Result<()> {
             let mut best: Option<Step> = None;
             let mut failures = 0;
             for &rate in &rates {
-                let s = st::step(&receiver, port, &payloads, shape, rate, args.step)?;
+                let s = st::step(
+                    &receiver, &generator, port, &payloads, shape, rate, args.step,
+                )?;
                 let sent_rate = s.sent_datagrams as f64 / s.send_seconds;
                 println!(
                     "{:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>8.3} {:>14.3}",
@@ -117,7 +159,7 @@ fn run(args: Args) -> Result<()> {
                     println!("  (the generator could not reach the target rate: stopping here)");
                     break;
                 }
-                if failures >= 2 {
+                if failures >= args.failures {
                     break;
                 }
             }
