@@ -1,14 +1,15 @@
 //! Values at rest: large values are kept LZ4-compressed, transparently to callers.
 //!
 //! Why: events are most of the write load, and a stored event is ~2.5 KB of JSON (entity,
-//! check definition, 21 history entries) that compresses to about a third. What a store
+//! check definition, 21 history entries) that compresses to well under half. What a store
 //! commits per event is what limits it: redb writes fewer pages per commit, etcd replicates
 //! and fsyncs fewer bytes per transaction. Callers always get back exactly the bytes they
 //! stored, so the API's JSON is byte-identical whatever the stored form.
 //!
 //! LZ4 (block format, `lz4_flex`) rather than zstd or deflate: it costs a few microseconds per
 //! event to compress and about one to decompress, so the embedded store's CPU per write does
-//! not grow, while JSON with repeated keys still shrinks ~3x.
+//! not grow, while JSON with repeated keys still shrinks by half or more (the events
+//! benchmark's store file: 51–68 MiB before, 34 MiB after).
 //!
 //! A compressed value is `original length (u32 LE) ‖ LZ4 block`; each store marks it in its
 //! own versioned framing (the embedded store's record format byte, a 4-byte prefix on etcd).

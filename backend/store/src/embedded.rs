@@ -12,7 +12,7 @@
 //!   header keeps decoding trivial and lets values be arbitrary bytes without escaping. Format
 //!   `1`: the raw value bytes. Format `2` (store format 2 on): the value LZ4-compressed as
 //!   `codec` describes, used for values of 512 bytes and more that shrink (events, mostly:
-//!   ~2.5 KB of JSON become ~0.9 KB, so a commit writes fewer pages). Both formats are read,
+//!   ~2.5 KB of JSON shrink by half or more, so a commit writes fewer pages). Both formats are read,
 //!   so a store written before compression still opens; its store format is raised to 2 on
 //!   open, so an older binary refuses it clearly instead of misreading compressed records.
 //! - **Writes use group commit.** A durable redb commit costs an fsync (milliseconds on a real

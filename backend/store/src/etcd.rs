@@ -24,7 +24,7 @@
 //! their bytes back; values written before this framing existed read unchanged (none begins
 //! with `C1`, which is not valid UTF-8: Picket writes JSON and short ASCII, save for one
 //! 32-byte random secret, misread only at odds of 2^-32). The point is the write volume: an
-//! event shrinks ~3x, and etcd commits (replicates, fsyncs, compacts) bytes.
+//! event shrinks by half or more, and etcd commits (replicates, fsyncs, compacts) bytes.
 
 use std::path::PathBuf;
 use std::time::Duration;
