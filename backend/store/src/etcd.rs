@@ -15,7 +15,9 @@
 //! - while etcd is unreachable or has no leader, calls fail with [`StoreError::Unavailable`]
 //!   after the request timeout instead of blocking forever;
 //! - ordered value comparisons (`Greater`, `Less`) compare stored bytes, which are the raw
-//!   value only below `codec::COMPRESS_MIN` (equality works for every value).
+//!   value only below `codec::COMPRESS_MIN`; equality works for every value, but for a value
+//!   of `COMPRESS_MIN` bytes or more only between backends whose LZ4 encoder produces the same
+//!   bytes (the same `lz4_flex` version; Picket compares only short values by value).
 //!
 //! **Values in etcd** (so what `etcdctl get` shows): a value of 512 bytes or more that
 //! compresses is stored as the 4 bytes `C1 'P' 'K' 'V'`, a kind byte `1`, then the `codec`
