@@ -103,11 +103,12 @@ impl Eventd {
         self.resolve_proxy_entity(&mut event).await?;
         let ns = event.namespace().to_string();
         let key = keys::event(&ns, event.entity_name(), event.check_name());
-        let received = event;
+        // A retry after a conflict merges the same event again, from what the merge read of
+        // the check as received (no clone of the whole event per result).
+        let received = MergeInputs::of(event.check.as_ref().expect("checked above"));
         let mut attempt = 0;
-        let (event, previous) = loop {
+        let previous = loop {
             attempt += 1;
-            let mut event = received.clone();
             let (previous, previous_revision) = match self.cache.get(&key) {
                 Some(hit) => hit,
                 None => {
@@ -125,7 +126,7 @@ impl Eventd {
                 // The same result again: an agent resending an event whose acknowledgement
                 // it never got (the backend stored it, then the session broke).
                 Metrics::inc(&self.metrics.events_duplicate_total);
-                return Ok(Arc::new(received));
+                return Ok(Arc::new(event));
             }
             let silenced = self.silences.matching(&event, now_unix());
             let check = event.check.as_mut().expect("checked above");
@@ -146,15 +147,18 @@ impl Eventd {
             } else {
                 Compare::mod_revision(key.clone(), previous_revision)
             };
-            let put = Op::put(key.clone(), encode(&event));
+            // Nobody reads the overwritten event back from the write: no `prev_kv`.
+            let put = Op::put_without_prev(key.clone(), encode_event(&event));
             match self.writer.write(vec![guard], vec![put]).await? {
                 Written::At(revision) => {
                     self.cache.insert(&key, &event, revision);
                     event.metrics = metrics;
-                    break (event, previous);
+                    break previous;
                 }
                 Written::Conflict if attempt < 5 => {
                     self.cache.remove(&key);
+                    event.metrics = metrics;
+                    received.restore(event.check.as_mut().expect("checked above"));
                     tracing::debug!(%key, "Stored event changed meanwhile; merging again");
                 }
                 Written::Conflict => {
@@ -316,6 +320,45 @@ impl Eventd {
     }
 }
 
+/// The fields of a received check that the merge reads (when nothing is stored before it) or
+/// overwrites, so a retried merge starts from the result as received.
+struct MergeInputs {
+    history: Option<Vec<CheckHistory>>,
+    last_ok: i64,
+    occurrences: i64,
+    occurrences_watermark: i64,
+    state: String,
+    total_state_change: u32,
+    silenced: Vec<String>,
+    is_silenced: bool,
+}
+
+impl MergeInputs {
+    fn of(check: &Check) -> Self {
+        MergeInputs {
+            history: check.history.clone(),
+            last_ok: check.last_ok,
+            occurrences: check.occurrences,
+            occurrences_watermark: check.occurrences_watermark,
+            state: check.state.clone(),
+            total_state_change: check.total_state_change,
+            silenced: check.silenced.clone(),
+            is_silenced: check.is_silenced,
+        }
+    }
+
+    fn restore(&self, check: &mut Check) {
+        check.history = self.history.clone();
+        check.last_ok = self.last_ok;
+        check.occurrences = self.occurrences;
+        check.occurrences_watermark = self.occurrences_watermark;
+        check.state = self.state.clone();
+        check.total_state_change = self.total_state_change;
+        check.silenced = self.silenced.clone();
+        check.is_silenced = self.is_silenced;
+    }
+}
+
 /// The part of each stored event that the next merge reads (history, counters, state, TTL,
 /// and the id, to recognise a resent result),
 /// with the revision it was stored at. A stale entry costs one conflict and a re-read, never a
@@ -364,6 +407,14 @@ impl EventCache {
     fn remove(&self, key: &str) {
         self.entries.lock().expect("event cache lock").remove(key);
     }
+}
+
+/// The stored JSON of an event. Sized up front: a stored event is a few KB (entity, check,
+/// history), and growing the buffer from empty reallocated it ~6 times per result.
+fn encode_event(event: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut out, event).expect("JSON encoding of a proto-spec value");
+    out
 }
 
 fn ttl_switch_id(ns: &str, check: &str, entity: &str) -> String {

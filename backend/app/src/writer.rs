@@ -111,7 +111,8 @@ async fn run(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::Receive
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
-        let mut batch = vec![first];
+        let mut batch = Vec::with_capacity(MAX_BATCH_OPS);
+        batch.push(first);
         let mut ops = batch[0].ops.len();
         let mut bytes = batch[0].bytes;
         let mut keys: HashSet<String> = batch[0].keys().map(str::to_string).collect();
@@ -149,9 +150,16 @@ async fn commit(store: &dyn Store, metrics: &Metrics, batch: Vec<Pending>) {
         let _ = single.reply.send(result);
         return;
     }
+    // The ops are cloned, values and all: a failed batch is retried write by write.
+    let mut compares = Vec::with_capacity(batch.iter().map(|p| p.compares.len()).sum());
+    let mut success = Vec::with_capacity(batch.iter().map(|p| p.ops.len()).sum());
+    for p in &batch {
+        compares.extend_from_slice(&p.compares);
+        success.extend_from_slice(&p.ops);
+    }
     let txn = Txn {
-        compares: batch.iter().flat_map(|p| p.compares.clone()).collect(),
-        success: batch.iter().flat_map(|p| p.ops.clone()).collect(),
+        compares,
+        success,
         failure: vec![],
     };
     match store.txn(txn).await {

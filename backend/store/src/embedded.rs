@@ -7,10 +7,14 @@
 //!   revoking a lease does not scan the whole keyspace; `meta` holds the store revision, the
 //!   next lease id and the record format. The revision lives in the same redb transaction as the
 //!   keys it describes, so a reopened store continues exactly where the last commit left off.
-//! - **Record encoding** (value of the `kv` table): one format byte (`1`), then four big-endian
-//!   `i64`s — create_revision, mod_revision, version, lease — then the raw value bytes. A fixed
-//!   33-byte header keeps decoding trivial and lets values be arbitrary bytes without escaping;
-//!   the format byte leaves room to change the layout later.
+//! - **Record encoding** (value of the `kv` table): one format byte, then four big-endian
+//!   `i64`s — create_revision, mod_revision, version, lease — then the value. A fixed 33-byte
+//!   header keeps decoding trivial and lets values be arbitrary bytes without escaping. Format
+//!   `1`: the raw value bytes. Format `2` (store format 2 on): the value LZ4-compressed as
+//!   `codec` describes, used for values of 512 bytes and more that shrink (events, mostly:
+//!   ~2.5 KB of JSON shrink by half or more, so a commit writes fewer pages). Both formats are read,
+//!   so a store written before compression still opens; its store format is raised to 2 on
+//!   open, so an older binary refuses it clearly instead of misreading compressed records.
 //! - **Writes use group commit.** A durable redb commit costs an fsync (milliseconds on a real
 //!   disk), and events — most of the backend's writes — come from many concurrent writers. So
 //!   every write (put, delete, delete_prefix, txn, lease grant and revoke, lease expiry) is a
@@ -88,7 +92,8 @@ use tokio::time::Instant;
 
 use crate::{
     Compare, CompareOp, CompareTarget, KeyValue, LeaseId, Op, OpResult, RangeRequest,
-    RangeResponse, Result, Revision, Store, StoreError, Txn, TxnResponse, Watch, WatchEvent, keys,
+    RangeResponse, Result, Revision, Store, StoreError, Txn, TxnResponse, Watch, WatchEvent, codec,
+    keys,
 };
 
 const KV: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("kv");
@@ -100,9 +105,14 @@ const META: TableDefinition<'static, &str, i64> = TableDefinition::new("meta");
 const META_FORMAT: &str = "format";
 const META_REVISION: &str = "revision";
 const META_NEXT_LEASE: &str = "next_lease";
-/// Bump when the table layout or the record encoding changes.
-const FORMAT: i64 = 1;
-const RECORD_FORMAT: u8 = 1;
+/// Bump when the table layout or the record encoding changes. 2: records may be compressed.
+const FORMAT: i64 = 2;
+/// Store formats this version opens (and raises to [`FORMAT`]).
+const READABLE_FORMATS: [i64; 2] = [1, 2];
+/// Record format byte: the value as given.
+const RECORD_RAW: u8 = 1;
+/// Record format byte: the value compressed (`codec::compress`).
+const RECORD_COMPRESSED: u8 = 2;
 const HEADER_LEN: usize = 1 + 4 * 8;
 
 /// The lease-expiry task wakes at least this often, so a lease expires at most this late.
@@ -849,9 +859,14 @@ fn init(db: &Database) -> Result<(Revision, HashMap<LeaseId, i64>)> {
                 tx.meta.insert(META_FORMAT, FORMAT).be()?;
                 tx.meta.insert(META_REVISION, tx.rev - 1).be()?;
             }
+            // Older records stay as they are (both record formats are read); from now on
+            // compressed ones may be written, which older binaries could not read.
+            Some(old) if READABLE_FORMATS.contains(&old) => {
+                tx.meta.insert(META_FORMAT, FORMAT).be()?;
+            }
             Some(other) => {
                 return Err(backend(format!(
-                    "store format {other} is not supported (expected {FORMAT})"
+                    "store format {other} is not supported (this version reads {READABLE_FORMATS:?})"
                 )));
             }
         }
@@ -990,6 +1005,12 @@ impl<'t> Tx<'t> {
         found.map(|v| decode(key.to_owned(), v.value())).transpose()
     }
 
+    /// The key's revisions, version and lease, without copying or decompressing its value.
+    fn header(&self, key: &str) -> Result<Option<Header>> {
+        let found = self.kv.get(key.as_bytes()).be()?;
+        found.map(|v| decode_header(v.value())).transpose()
+    }
+
     /// Everything that can make a put fail, checked before anything is written.
     fn check_put(&self, key: &str, lease: LeaseId) -> Result<()> {
         if key.is_empty() {
@@ -1082,7 +1103,12 @@ impl<'t> Tx<'t> {
     fn txn(&mut self, txn: &Txn) -> Result<TxnResponse> {
         let mut succeeded = true;
         for compare in &txn.compares {
-            if !compare_holds(self.get(&compare.key)?.as_ref(), compare) {
+            // Only a value comparison needs the value (and its decompression).
+            let holds = match compare.target {
+                CompareTarget::Value(_) => compare_holds(self.get(&compare.key)?.as_ref(), compare),
+                _ => compare_holds_on_header(self.header(&compare.key)?, compare),
+            };
+            if !holds {
                 succeeded = false;
                 break;
             }
@@ -1110,8 +1136,13 @@ impl<'t> Tx<'t> {
 
     fn apply_op(&mut self, op: &Op) -> Result<OpResult> {
         Ok(match op {
-            Op::Put { key, value, lease } => {
-                let prev = self.get(key)?;
+            Op::Put {
+                key,
+                value,
+                lease,
+                prev_kv,
+            } => {
+                let prev = if *prev_kv { self.get(key)? } else { None };
                 self.put(key, value, *lease)?;
                 OpResult::Put { prev }
             }
@@ -1189,6 +1220,26 @@ impl<'t> Tx<'t> {
     }
 }
 
+/// [`compare_holds`] for every target but the value.
+fn compare_holds_on_header(header: Option<Header>, compare: &Compare) -> bool {
+    let ordering = match &compare.target {
+        CompareTarget::Value(_) => unreachable!("value comparisons read the value"),
+        CompareTarget::Version(want) => header.map_or(0, |h| h.version).cmp(want),
+        CompareTarget::ModRevision(want) => header.map_or(0, |h| h.mod_revision).cmp(want),
+        CompareTarget::CreateRevision(want) => header.map_or(0, |h| h.create_revision).cmp(want),
+    };
+    ordering_holds(ordering, compare.op)
+}
+
+fn ordering_holds(ordering: std::cmp::Ordering, op: CompareOp) -> bool {
+    match op {
+        CompareOp::Equal => ordering.is_eq(),
+        CompareOp::NotEqual => ordering.is_ne(),
+        CompareOp::Greater => ordering.is_gt(),
+        CompareOp::Less => ordering.is_lt(),
+    }
+}
+
 fn compare_holds(kv: Option<&KeyValue>, compare: &Compare) -> bool {
     let ordering = match (&compare.target, kv) {
         // As in etcd, a missing key fails every value comparison, `NotEqual` included.
@@ -1200,12 +1251,7 @@ fn compare_holds(kv: Option<&KeyValue>, compare: &Compare) -> bool {
             kv.map_or(0, |kv| kv.create_revision).cmp(want)
         }
     };
-    match compare.op {
-        CompareOp::Equal => ordering.is_eq(),
-        CompareOp::NotEqual => ordering.is_ne(),
-        CompareOp::Greater => ordering.is_gt(),
-        CompareOp::Less => ordering.is_lt(),
-    }
+    ordering_holds(ordering, compare.op)
 }
 
 fn stored_revision(meta: &impl ReadableTable<&'static str, i64>) -> Result<Revision> {
@@ -1213,12 +1259,17 @@ fn stored_revision(meta: &impl ReadableTable<&'static str, i64>) -> Result<Revis
 }
 
 fn encode(kv: &KeyValue) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + kv.value.len());
-    out.push(RECORD_FORMAT);
+    let compressed = codec::compress(&kv.value);
+    let (format, value) = match &compressed {
+        Some(packed) => (RECORD_COMPRESSED, packed.as_slice()),
+        None => (RECORD_RAW, kv.value.as_slice()),
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + value.len());
+    out.push(format);
     for n in [kv.create_revision, kv.mod_revision, kv.version, kv.lease] {
         out.extend_from_slice(&n.to_be_bytes());
     }
-    out.extend_from_slice(&kv.value);
+    out.extend_from_slice(value);
     out
 }
 
@@ -1232,7 +1283,7 @@ struct Header {
 }
 
 fn decode_header(bytes: &[u8]) -> Result<Header> {
-    if bytes.len() < HEADER_LEN || bytes[0] != RECORD_FORMAT {
+    if bytes.len() < HEADER_LEN || !matches!(bytes[0], RECORD_RAW | RECORD_COMPRESSED) {
         return Err(backend("corrupt record in the kv table"));
     }
     let field = |index: usize| {
@@ -1257,7 +1308,10 @@ fn decode(key: String, bytes: &[u8]) -> Result<KeyValue> {
         mod_revision: header.mod_revision,
         version: header.version,
         lease: header.lease,
-        value: bytes[HEADER_LEN..].to_vec(),
+        value: match bytes[0] {
+            RECORD_COMPRESSED => codec::decompress(&bytes[HEADER_LEN..])?,
+            _ => bytes[HEADER_LEN..].to_vec(),
+        },
     })
 }
 

@@ -19,12 +19,14 @@
 //! - `embedded.rs`: `EmbeddedStore`, the default implementation on redb (file or memory);
 //! - `etcd.rs` (feature `etcd`): `EtcdStore` on an external etcd cluster, and `etcd::testing`,
 //!   real etcd processes on loopback ports for tests and benches;
+//! - `codec.rs`: values at rest (large values LZ4-compressed, transparently to callers);
 //! - `keys.rs`: helpers for prefix ranges.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+mod codec;
 pub mod embedded;
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -152,6 +154,10 @@ pub enum Op {
         key: String,
         value: Vec<u8>,
         lease: LeaseId,
+        /// Answer the key's previous state in [`OpResult::Put`] (etcd's `prev_kv`). Writers
+        /// that do not look at it turn it off: the store then neither reads nor sends the old
+        /// value (a whole event on the hot path).
+        prev_kv: bool,
     },
     Delete {
         key: String,
@@ -170,6 +176,16 @@ impl Op {
             key: key.into(),
             value: value.into(),
             lease: 0,
+            prev_kv: true,
+        }
+    }
+    /// A put whose [`OpResult::Put`] leaves out the previous state (`prev: None`).
+    pub fn put_without_prev(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            lease: 0,
+            prev_kv: false,
         }
     }
     pub fn put_with_lease(
@@ -181,6 +197,7 @@ impl Op {
             key: key.into(),
             value: value.into(),
             lease,
+            prev_kv: true,
         }
     }
     pub fn delete(key: impl Into<String>) -> Self {
@@ -199,9 +216,16 @@ pub struct Txn {
 /// The result of one operation of a transaction, in the order of the operations applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpResult {
-    Put { prev: Option<KeyValue> },
-    Delete { deleted: u64 },
-    Get { kv: Option<KeyValue> },
+    /// `prev`: the key before the put (`None` if it was absent or the op had `prev_kv` off).
+    Put {
+        prev: Option<KeyValue>,
+    },
+    Delete {
+        deleted: u64,
+    },
+    Get {
+        kv: Option<KeyValue>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,6 +45,7 @@ macro_rules! conformance_suite {
             txn_compare_kinds,
             txn_success_ops_and_results,
             txn_failure_branch,
+            large_values_read_back_exactly,
             txn_without_writes_keeps_revision,
             txn_is_atomic,
             txn_concurrent_compare_and_swap,
@@ -623,6 +624,62 @@ pub async fn txn_success_ops_and_results(mut h: impl Harness) {
         (after, after, 1)
     );
     assert_eq!(all_keys(&*s, "t/").await, ["t/a", "t/b"]);
+}
+
+/// Values of every size and shape come back byte for byte through get, range, watch, prev and
+/// value compares, however the store keeps them (both stores compress large values); a put
+/// without `prev_kv` answers no previous value.
+pub async fn large_values_read_back_exactly(mut h: impl Harness) {
+    let s = h.open().await;
+    let history = r#"{"status":0,"executed":1764000000},"#.repeat(21);
+    let event = format!(r#"{{"check":{{"history":[{history}]}},"output":"DISK OK"}}"#).into_bytes();
+    // A value that begins like etcd's value framing, and bytes that do not compress.
+    let framed_like = [&[0xC1, b'P', b'K', b'V', 1][..], &event].concat();
+    let noise: Vec<u8> = (0..3000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let framed_short = vec![0xC1, b'P', b'K', b'V', 1, 2, 3];
+    let values = [event.clone(), framed_like, noise, framed_short, b("short")];
+    let start = rev(&*s).await;
+    let mut watch = s.watch("big/", start).await.unwrap();
+    for (i, v) in values.iter().enumerate() {
+        s.put(&format!("big/{i}"), v.clone(), 0).await.unwrap();
+    }
+    for (i, v) in values.iter().enumerate() {
+        let kv = s.get(&format!("big/{i}")).await.unwrap().unwrap();
+        assert_eq!(&kv.value, v, "get big/{i}");
+        assert_eq!(&put_kv(&next(&mut watch).await).value, v, "watch big/{i}");
+    }
+    let listed = s.range(prefix("big/")).await.unwrap().kvs;
+    assert_eq!(
+        listed.iter().map(|kv| kv.value.clone()).collect::<Vec<_>>(),
+        values
+    );
+    let resp = s
+        .txn(Txn {
+            compares: vec![Compare::value_equals("big/0", event.clone())],
+            success: vec![
+                Op::put("big/0", b("replaced")),
+                Op::put_without_prev("big/1", b("replaced too")),
+            ],
+            failure: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(resp.succeeded, "a large value compares equal to itself");
+    let OpResult::Put { prev: Some(prev) } = &resp.results[0] else {
+        panic!("expected the previous value, got {:?}", resp.results[0]);
+    };
+    assert_eq!(prev.value, event);
+    assert_eq!(
+        resp.results[1],
+        OpResult::Put { prev: None },
+        "no previous value when not asked for"
+    );
+    assert_eq!(
+        s.get("big/1").await.unwrap().unwrap().value,
+        b("replaced too")
+    );
 }
 
 pub async fn txn_failure_branch(mut h: impl Harness) {
