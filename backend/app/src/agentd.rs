@@ -47,8 +47,12 @@ use crate::repo::Repo;
 /// agents configured with long intervals.
 pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Read and write buffer of one agent session.
-const SESSION_BUFFER_BYTES: usize = 4096;
+/// Read buffer of one agent session. tungstenite zero-fills it to capacity on every read, so
+/// all of it is resident in every idle session: 2 KiB holds a keepalive frame (~1.1 KB) in
+/// one read, and a larger frame gets room for its whole length once its header is read.
+const SESSION_READ_BUFFER_BYTES: usize = 2048;
+/// How much tungstenite buffers before writing (a threshold, not an allocation).
+const SESSION_WRITE_BUFFER_BYTES: usize = 4096;
 
 #[derive(Clone)]
 pub struct AgentdState {
@@ -303,8 +307,8 @@ async fn upgrade(
     // with 4 KiB buffers, benches/RESULTS.md). Frames larger than the buffer still arrive,
     // in several reads.
     let mut resp = ws
-        .read_buffer_size(SESSION_BUFFER_BYTES)
-        .write_buffer_size(SESSION_BUFFER_BYTES)
+        .read_buffer_size(SESSION_READ_BUFFER_BYTES)
+        .write_buffer_size(SESSION_WRITE_BUFFER_BYTES)
         .max_message_size(wire::MAX_FRAME_BYTES)
         .max_frame_size(wire::MAX_FRAME_BYTES)
         .on_upgrade(move |socket| session(state, peer, socket));
