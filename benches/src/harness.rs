@@ -142,10 +142,27 @@ pub struct BackendProcess {
 pub const ADMIN_USER: &str = "bench-admin";
 pub const ADMIN_PASSWORD: &str = "bench-admin-password";
 
+/// How a benchmark's backend is started beyond the defaults of [`BackendProcess::start`].
+#[derive(Debug, Clone, Default)]
+pub struct BackendOptions {
+    /// Keep all state in this etcd (`--etcd-client-urls`, comma-separated) instead of the
+    /// embedded store in the temporary state directory.
+    pub etcd_client_urls: Option<String>,
+    /// Extra environment for the backend (e.g. `MALLOC_ARENA_MAX=2` for allocator experiments).
+    pub env: Vec<(String, String)>,
+}
+
 impl BackendProcess {
-    /// Start the binary and wait until its API answers `/health`. The first start of an
-    /// empty state directory initialises the store with our admin (taken from the env).
+    /// Start the binary on the embedded store and wait until its API answers `/health`. The
+    /// first start of an empty state directory initialises the store with our admin (taken
+    /// from the env).
     pub fn start(binary: &Path) -> Result<BackendProcess> {
+        Self::start_with(binary, &BackendOptions::default())
+    }
+
+    /// [`BackendProcess::start`] with options; on etcd, the first start initialises the empty
+    /// etcd the same way.
+    pub fn start_with(binary: &Path, opts: &BackendOptions) -> Result<BackendProcess> {
         if !binary.is_file() {
             bail!("no backend binary at {}", binary.display());
         }
@@ -159,7 +176,8 @@ impl BackendProcess {
         let config_file = state.path().join("backend.yml");
         std::fs::write(&config_file, "{}\n")?;
         let out = std::fs::File::create(&log)?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("start")
             .arg("--state-dir")
             .arg(state.path().join("state"))
@@ -170,6 +188,11 @@ impl BackendProcess {
             .arg(&config_file)
             .env("PICKET_BACKEND_CLUSTER_ADMIN_USERNAME", ADMIN_USER)
             .env("PICKET_BACKEND_CLUSTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)));
+        if let Some(urls) = &opts.etcd_client_urls {
+            command.args(["--etcd-client-urls", urls]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -223,6 +246,121 @@ impl Drop for BackendProcess {
     }
 }
 
+/// A real etcd cluster for a benchmark: `backend_store`'s `EtcdCluster` (the members the
+/// store's tests and `bench-events --etcd-members` run), with its data on a real disk under
+/// `dir` (default: the system's temp dir) and fsync on, as in production.
+#[cfg(feature = "etcd")]
+pub async fn start_etcd(
+    members: usize,
+    dir: Option<&Path>,
+) -> Result<backend_store::etcd::testing::EtcdCluster> {
+    use backend_store::etcd::testing::{EtcdCluster, EtcdClusterOptions};
+    EtcdCluster::start(EtcdClusterOptions {
+        members,
+        durable: true,
+        data_parent: Some(dir.map_or_else(std::env::temp_dir, Path::to_path_buf)),
+        ..Default::default()
+    })
+    .await
+    .context("starting etcd")
+}
+
+/// What an etcd cluster has served so far, summed over its members' `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EtcdRequests {
+    /// Unary gRPC requests handled, by method (`Range`, `Txn`, `Put`, `LeaseGrant`, ...).
+    pub unary: std::collections::BTreeMap<String, f64>,
+    /// Messages received on gRPC streams, by method (`LeaseKeepAlive`, `Watch`).
+    pub stream_messages: std::collections::BTreeMap<String, f64>,
+    /// Raft proposals committed: the largest count among the members (each applies them all).
+    pub proposals_committed: f64,
+}
+
+impl EtcdRequests {
+    /// Read every member's `/metrics` (plain-HTTP client URLs).
+    pub fn read(client_urls: &[String]) -> Result<EtcdRequests> {
+        let mut total = EtcdRequests::default();
+        for url in client_urls {
+            let url = format!("{url}/metrics");
+            let mut resp = ureq::get(&url)
+                .call()
+                .with_context(|| format!("GET {url}"))?;
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_string()
+                .with_context(|| format!("reading {url}"))?;
+            total.add_member(&text);
+        }
+        Ok(total)
+    }
+
+    /// Fold one member's Prometheus text into the totals.
+    fn add_member(&mut self, text: &str) {
+        for line in text.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            if series == "etcd_server_proposals_committed_total" {
+                self.proposals_committed = self.proposals_committed.max(value);
+                continue;
+            }
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            let target = match name {
+                "grpc_server_handled_total" if label(labels, "grpc_type") == Some("unary") => {
+                    &mut self.unary
+                }
+                "grpc_server_msg_received_total"
+                    if label(labels, "grpc_type") == Some("bidi_stream") =>
+                {
+                    &mut self.stream_messages
+                }
+                _ => continue,
+            };
+            if let Some(method) = label(labels, "grpc_method") {
+                *target.entry(method.to_string()).or_default() += value;
+            }
+        }
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &EtcdRequests) -> EtcdRequests {
+        let diff = |now: &std::collections::BTreeMap<String, f64>,
+                    then: &std::collections::BTreeMap<String, f64>| {
+            now.iter()
+                .map(|(k, v)| (k.clone(), v - then.get(k).copied().unwrap_or(0.0)))
+                .filter(|(_, v)| *v > 0.0)
+                .collect()
+        };
+        EtcdRequests {
+            unary: diff(&self.unary, &earlier.unary),
+            stream_messages: diff(&self.stream_messages, &earlier.stream_messages),
+            proposals_committed: self.proposals_committed - earlier.proposals_committed,
+        }
+    }
+
+    /// Unary requests that change data: `Put`, `Txn`, `DeleteRange`, `LeaseGrant`,
+    /// `LeaseRevoke` (a `Txn` may also be a conditional read; the backend's are writes).
+    pub fn writes(&self) -> f64 {
+        ["Put", "Txn", "DeleteRange", "LeaseGrant", "LeaseRevoke"]
+            .iter()
+            .filter_map(|m| self.unary.get(*m))
+            .sum()
+    }
+}
+
+/// The value of `name="value"` in a Prometheus label set (values here never contain quotes).
+fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    labels.split(',').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().trim_end_matches('}').trim_matches('"'))
+    })
+}
+
 /// Poll `f` every `every` until it returns `Some`, or fail after `timeout`.
 pub fn eventually<T>(
     what: &str,
@@ -274,5 +412,41 @@ mod tests {
         assert_eq!(parse_status_kb(s, "VmSwap"), None);
         assert!(vm_rss(std::process::id()).unwrap() > 0);
         assert!(open_file_limit().unwrap() > 0);
+    }
+
+    #[test]
+    fn sums_etcd_requests_over_members() {
+        let member = |txn: u32, ka: u32, proposals: u32| {
+            format!(
+                "# TYPE grpc_server_handled_total counter\n\
+                 grpc_server_handled_total{{grpc_code=\"OK\",grpc_method=\"Txn\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}} {txn}\n\
+                 grpc_server_handled_total{{grpc_code=\"OK\",grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}} 5\n\
+                 grpc_server_handled_total{{grpc_code=\"Unavailable\",grpc_method=\"Txn\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}} 1\n\
+                 grpc_server_handled_total{{grpc_code=\"OK\",grpc_method=\"LeaseKeepAlive\",grpc_service=\"etcdserverpb.Lease\",grpc_type=\"bidi_stream\"}} 99\n\
+                 grpc_server_msg_received_total{{grpc_method=\"LeaseKeepAlive\",grpc_service=\"etcdserverpb.Lease\",grpc_type=\"bidi_stream\"}} {ka}\n\
+                 etcd_server_proposals_committed_total {proposals}\n"
+            )
+        };
+        let mut before = EtcdRequests::default();
+        before.add_member(&member(10, 3, 100));
+        before.add_member(&member(0, 0, 98));
+        let mut after = EtcdRequests::default();
+        after.add_member(&member(30, 13, 130));
+        after.add_member(&member(5, 0, 129));
+        assert_eq!(
+            after.unary["Txn"], 37.0,
+            "OK and failed Txns of both members"
+        );
+        assert_eq!(after.unary["Range"], 10.0);
+        assert!(
+            !after.unary.contains_key("LeaseKeepAlive"),
+            "a stream is not unary"
+        );
+        let d = after.since(&before);
+        assert_eq!(d.unary["Txn"], 25.0);
+        assert!(!d.unary.contains_key("Range"), "no change, no entry");
+        assert_eq!(d.stream_messages["LeaseKeepAlive"], 10.0);
+        assert_eq!(d.proposals_committed, 30.0);
+        assert_eq!(d.writes(), 25.0);
     }
 }

@@ -47,8 +47,12 @@ use crate::repo::Repo;
 /// agents configured with long intervals.
 pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Read and write buffer of one agent session.
-const SESSION_BUFFER_BYTES: usize = 4096;
+/// Read buffer of one agent session. tungstenite zero-fills it to capacity on every read, so
+/// all of it is resident in every idle session: 2 KiB holds a keepalive frame (~1.1 KB) in
+/// one read, and a larger frame gets room for its whole length once its header is read.
+const SESSION_READ_BUFFER_BYTES: usize = 2048;
+/// How much tungstenite buffers before writing (a threshold, not an allocation).
+const SESSION_WRITE_BUFFER_BYTES: usize = 4096;
 
 #[derive(Clone)]
 pub struct AgentdState {
@@ -303,8 +307,8 @@ async fn upgrade(
     // with 4 KiB buffers, benches/RESULTS.md). Frames larger than the buffer still arrive,
     // in several reads.
     let mut resp = ws
-        .read_buffer_size(SESSION_BUFFER_BYTES)
-        .write_buffer_size(SESSION_BUFFER_BYTES)
+        .read_buffer_size(SESSION_READ_BUFFER_BYTES)
+        .write_buffer_size(SESSION_WRITE_BUFFER_BYTES)
         .max_message_size(wire::MAX_FRAME_BYTES)
         .max_frame_size(wire::MAX_FRAME_BYTES)
         .on_upgrade(move |socket| session(state, peer, socket));
@@ -410,7 +414,7 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
                 // An operator (or the agent's own registration) changed the entity: follow
                 // its subscriptions from now on and tell the agent.
                 check_requests = subscribe(state, peer, &config);
-                let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
+                let frame = wire::encode(&Message::EntityConfig(config));
                 if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
                     return "could not send an entity_config update".into();
                 }
@@ -427,7 +431,9 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
                 continue;
             }
             Some(request) = check_requests.requests.recv() => {
-                let request = crate::assetsel::for_agent(state, &peer.namespace, &peer.agent, last_entity.as_ref(), request).await;
+                // Boxed: its state (a store read, a blocking selection) would otherwise be part
+                // of every idle session's future.
+                let request = Box::pin(crate::assetsel::for_agent(state, &peer.namespace, &peer.agent, last_entity.as_ref(), request)).await;
                 let frame = wire::encode(&Message::CheckRequest(Box::new((*request).clone())));
                 if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
                     return "could not send a check request".into();
@@ -475,7 +481,7 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
             Ok(Message::Keepalive(event)) => {
                 // Asset builds are chosen against the entity the agent last reported.
                 last_entity.clone_from(&event.entity);
-                if !submit(state, peer, *event, true, None).await {
+                if !submit(state, peer, event, true, None).await {
                     return "backend shutting down".into();
                 }
             }
@@ -488,7 +494,7 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
                     }
                     None => (None, None),
                 };
-                if !submit(state, peer, *event, false, done).await {
+                if !submit(state, peer, event, false, done).await {
                     return "backend shutting down".into();
                 }
                 // Acknowledged only once durable in the store; a failed store write is not
@@ -529,11 +535,12 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
 /// Bind an event to the session's identity: an agent speaks only for itself (and, for
 /// events, for proxy entities) in its own namespace.
 /// `done` hears whether the event was stored; a dropped event counts as done (`true`): the
-/// agent must not send it again.
+/// agent must not send it again. The event stays boxed: an `Event` is 1.9 KB, and this
+/// future's arguments are part of every session's future.
 async fn submit(
     state: &AgentdState,
     peer: &Peer,
-    mut event: Event,
+    mut event: Box<Event>,
     keepalive: bool,
     done: Option<tokio::sync::oneshot::Sender<bool>>,
 ) -> bool {
@@ -572,9 +579,9 @@ async fn submit(
         return drop_it(done);
     }
     let work = match (keepalive, done) {
-        (true, _) => Work::Keepalive(Box::new(event)),
-        (false, Some(done)) => Work::EventNotify(Box::new(event), done),
-        (false, None) => Work::Event(Box::new(event)),
+        (true, _) => Work::Keepalive(event),
+        (false, Some(done)) => Work::EventNotify(event, done),
+        (false, None) => Work::Event(event),
     };
     state.dispatcher.submit(work).await
 }
@@ -624,7 +631,12 @@ pub struct SessionRegistry {
     inner: std::sync::Mutex<SessionMap>,
 }
 
-type SessionMap = std::collections::HashMap<(String, String), (u64, mpsc::Sender<EntityConfig>)>;
+/// Boxed: a tokio channel allocates its first block of 32 slots when it is created; with
+/// 272-byte `EntityConfig` slots that was 8,735 bytes per idle session (heaptrack,
+/// benches/RESULTS.md), with boxes it is about 300.
+type ConfigUpdate = Box<EntityConfig>;
+
+type SessionMap = std::collections::HashMap<(String, String), (u64, mpsc::Sender<ConfigUpdate>)>;
 
 static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -650,7 +662,7 @@ impl SessionRegistry {
         self: &Arc<Self>,
         ns: &str,
         name: &str,
-    ) -> (Registration, mpsc::Receiver<EntityConfig>) {
+    ) -> (Registration, mpsc::Receiver<ConfigUpdate>) {
         let (tx, rx) = mpsc::channel(4);
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         let key = (ns.to_string(), name.to_string());
@@ -681,7 +693,7 @@ impl SessionRegistry {
             .map(|(_, tx)| tx.clone());
         if let Some(tx) = tx {
             // A session that is not keeping up gets the next change instead.
-            let _ = tx.try_send(config);
+            let _ = tx.try_send(Box::new(config));
         }
     }
 }
