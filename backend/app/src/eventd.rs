@@ -365,7 +365,20 @@ impl MergeInputs {
 /// wrong merge: the write is conditional on that revision.
 #[derive(Default)]
 struct EventCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (Event, backend_store::Revision)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedEvent>>,
+}
+
+/// Only what the merge reads, not an `Event`: a whole `Event` is ~1.9 KB inline, and the table
+/// holds one per (entity, check) on every backend, spare buckets included (~3 KB per agent).
+struct CachedEvent {
+    id: Option<Uuid>,
+    history: Option<Vec<CheckHistory>>,
+    last_ok: i64,
+    occurrences: i64,
+    occurrences_watermark: i64,
+    state: String,
+    ttl: i64,
+    revision: backend_store::Revision,
 }
 
 /// Entries kept before the cache starts afresh (~0.5 KiB each).
@@ -374,34 +387,43 @@ const EVENT_CACHE_MAX: usize = 100_000;
 impl EventCache {
     fn get(&self, key: &str) -> Option<(Option<Event>, backend_store::Revision)> {
         let entries = self.entries.lock().expect("event cache lock");
-        entries
-            .get(key)
-            .map(|(event, rev)| (Some(event.clone()), *rev))
+        let cached = entries.get(key)?;
+        let mut check = Check {
+            history: cached.history.clone(),
+            last_ok: cached.last_ok,
+            occurrences: cached.occurrences,
+            occurrences_watermark: cached.occurrences_watermark,
+            state: cached.state.clone(),
+            ..Default::default()
+        };
+        check.config.ttl = cached.ttl;
+        let event = Event {
+            check: Some(check),
+            id: cached.id,
+            ..Default::default()
+        };
+        Some((Some(event), cached.revision))
     }
 
     fn insert(&self, key: &str, event: &Event, revision: backend_store::Revision) {
         let Some(check) = event.check.as_ref() else {
             return;
         };
-        let mut slim = Check {
+        let cached = CachedEvent {
+            id: event.id,
             history: check.history.clone(),
             last_ok: check.last_ok,
             occurrences: check.occurrences,
             occurrences_watermark: check.occurrences_watermark,
             state: check.state.clone(),
-            ..Default::default()
-        };
-        slim.config.ttl = check.config.ttl;
-        let slim = Event {
-            check: Some(slim),
-            id: event.id,
-            ..Default::default()
+            ttl: check.config.ttl,
+            revision,
         };
         let mut entries = self.entries.lock().expect("event cache lock");
         if entries.len() >= EVENT_CACHE_MAX && !entries.contains_key(key) {
             entries.clear();
         }
-        entries.insert(key.to_string(), (slim, revision));
+        entries.insert(key.to_string(), cached);
     }
 
     fn remove(&self, key: &str) {
