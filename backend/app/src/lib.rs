@@ -18,7 +18,6 @@
 //! - `entities`, `repo`, `keys`: typed store access and the key layout;
 //! - `metrics`: the backend's own counters; `timefmt`: Go-compatible time strings.
 
-
 /// Every binary with the backend in it (picket-backend, its benchmarks and tests) allocates
 /// through mimalloc: see ARCHITECTURE.md, "Allocator".
 #[global_allocator]
