@@ -61,6 +61,18 @@ impl KernelDrops {
     }
 }
 
+/// A loopback UDP socket with the smallest receive buffer the kernel allows: never read, most
+/// datagrams sent to it drop.
+#[cfg(test)]
+pub(super) fn socket_with_tiny_buffer() -> std::net::UdpSocket {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+    socket.set_recv_buffer_size(1).unwrap();
+    let loopback: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&loopback.into()).unwrap();
+    socket.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,19 +120,7 @@ mod tests {
 
     #[test]
     fn kernel_drops_are_seen() {
-        use socket2::{Domain, Socket, Type};
-        // The smallest receive buffer the kernel allows, never read: most datagrams drop.
-        let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
-        socket.set_recv_buffer_size(1).unwrap();
-        socket
-            .bind(
-                &"127.0.0.1:0"
-                    .parse::<std::net::SocketAddr>()
-                    .unwrap()
-                    .into(),
-            )
-            .unwrap();
-        let socket: std::net::UdpSocket = socket.into();
+        let socket = socket_with_tiny_buffer();
         let Some(inode) = socket_inode(&socket) else {
             return;
         };

@@ -449,19 +449,8 @@ mod batched {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn drops_and_receptions_add_up_to_what_was_sent() {
-        use socket2::{Domain, Socket, Type};
-        let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
-        socket.set_recv_buffer_size(1).unwrap();
+        let socket = drops::socket_with_tiny_buffer();
         socket.set_nonblocking(true).unwrap();
-        socket
-            .bind(
-                &"127.0.0.1:0"
-                    .parse::<std::net::SocketAddr>()
-                    .unwrap()
-                    .into(),
-            )
-            .unwrap();
-        let socket: std::net::UdpSocket = socket.into();
         let Some(inode) = drops::socket_inode(&socket) else {
             return;
         };

@@ -544,20 +544,25 @@ async fn browser_live_updates_real_agent_accessibility_and_keyboard() {
     }
 }
 
-/// The tokens inside a session cookie (`picket_ui=<base64url JSON>`).
+/// The access and refresh tokens inside a session cookie.
 fn tokens_of(cookie: &str) -> (String, String) {
-    use base64::Engine;
-    let raw = cookie.split_once('=').unwrap().1;
-    let json: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw)
-            .unwrap(),
-    )
-    .unwrap();
+    let json = session_json(cookie);
     (
         json["a"].as_str().unwrap().to_string(),
         json["r"].as_str().unwrap().to_string(),
     )
+}
+
+/// What a session cookie holds (`picket_ui=<base64url JSON>`).
+fn session_json(cookie: &str) -> serde_json::Value {
+    use base64::Engine;
+    let raw = cookie.split_once('=').unwrap().1;
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -882,14 +887,7 @@ async fn session_cookie_is_secure_over_tls_only() {
 
 /// The user and CSRF token inside a session cookie.
 fn tokens_of_csrf(cookie: &str) -> (String, String) {
-    use base64::Engine;
-    let raw = cookie.split_once('=').unwrap().1;
-    let json: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw)
-            .unwrap(),
-    )
-    .unwrap();
+    let json = session_json(cookie);
     (
         json["u"].as_str().unwrap().to_string(),
         json["c"].as_str().unwrap().to_string(),
