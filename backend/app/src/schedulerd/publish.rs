@@ -20,9 +20,9 @@ const DEFAULT_SPLAY_COVERAGE: u32 = 90;
 
 /// Chooses the agent that runs one round-robin execution within a subscription.
 ///
-/// The implementation here rotates over the sessions connected to this backend. Sensu's
-/// cluster-wide ring (`/sensu.io/rings/...`, a later issue) will implement the same interface
-/// with etcd leases and deliver on `entity:<agent>`; it is async for that reason.
+/// `LocalRing` (here) rotates over the sessions connected to this backend; `ClusterRing`
+/// (`ring.rs`) rotates cluster-wide through store keys and delivers on `entity:<agent>`, which
+/// is why the interface is async.
 pub trait RoundRobinRing: Send + Sync {
     /// Hand `request` to one agent of `subscription`; false when no agent could take it.
     fn dispatch<'a>(
