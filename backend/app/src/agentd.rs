@@ -24,12 +24,11 @@ use axum::routing::get;
 use proto_spec::ObjectMeta;
 use proto_spec::v2::entity::ENTITY_CLASS_AGENT;
 use proto_spec::v2::entity_config::ENTITY_CONFIG_NOT_FOUND;
-use proto_spec::v2::{EntityConfig, Event};
+use proto_spec::v2::{CheckRequest, EntityConfig, Event};
 use proto_spec::validate::{
     ValidationError, validate_entity_subscriptions, validate_name, validate_subscription,
 };
 use proto_spec::wire::{self, FrameError, Message};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthError, Authenticator, Identity, Method};
@@ -37,6 +36,7 @@ use crate::bus::{BusSubscription, CheckBus};
 use crate::eventd::{Dispatcher, Work};
 use crate::keys;
 use crate::listener::PeerInfo;
+use crate::mailbox::Mailbox;
 use crate::metrics::Metrics;
 use crate::rbac::{Attributes, Authorizer, Verb};
 use crate::repo::Repo;
@@ -47,10 +47,12 @@ use crate::repo::Repo;
 /// agents configured with long intervals.
 pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Read buffer of one agent session. tungstenite zero-fills it to capacity on every read, so
-/// all of it is resident in every idle session: 2 KiB holds a keepalive frame (~1.1 KB) in
-/// one read, and a larger frame gets room for its whole length once its header is read.
-const SESSION_READ_BUFFER_BYTES: usize = 2048;
+/// Read size of one agent session. tungstenite keeps one buffer per session between frames:
+/// it starts at this size, grows (doubling) to hold the largest frame read, and the frame's
+/// payload is split off it; every byte of it is resident in every idle session. 512 bytes
+/// read a ~1.1 KB keepalive in three reads and end at about the frame's size, where 2 KiB
+/// ended at 4 KiB (heaptrack, benches/RESULTS.md).
+const SESSION_READ_BUFFER_BYTES: usize = 512;
 /// How much tungstenite buffers before writing (a threshold, not an allocation).
 const SESSION_WRITE_BUFFER_BYTES: usize = 4096;
 
@@ -113,7 +115,9 @@ impl AcceptLimiter {
 }
 
 pub fn router(state: AgentdState) -> Router {
-    Router::new().route("/", get(upgrade)).with_state(state)
+    Router::new()
+        .route("/", get(upgrade))
+        .with_state(Arc::new(state))
 }
 
 /// Identity of a session, fixed by the handshake.
@@ -176,7 +180,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 }
 
 async fn upgrade(
-    State(state): State<AgentdState>,
+    State(state): State<Arc<AgentdState>>,
     connection: Option<Extension<ConnectInfo<PeerInfo>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -294,13 +298,13 @@ async fn upgrade(
             .get(wire::HEADER_PROTOCOL_VERSION)
             .and_then(|v| v.to_str().ok()),
     ) >= wire::ACK_VERSION;
-    let peer = Peer {
+    let peer = Box::new(Peer {
         namespace,
         agent,
         subscriptions,
         identity,
         acks,
-    };
+    });
     let backend_id = state.backend_id.clone();
     // Idle sessions dominate the backend's memory: tungstenite's default 128 KiB read buffer
     // is zero-filled and stays resident per session (150 KiB per idle agent measured; 26 KiB
@@ -366,17 +370,80 @@ async fn certificate_user(repo: &Repo, cn: &str) -> Result<Identity, AuthError> 
     Ok(identity)
 }
 
-async fn session(state: AgentdState, peer: Peer, mut socket: WebSocket) {
-    state.metrics.agent_sessions.fetch_add(1, Ordering::Relaxed);
-    Metrics::inc(&state.metrics.agent_sessions_total);
-    tracing::info!(agent = %peer.agent, namespace = %peer.namespace, user = %peer.identity.username, "Agent session opened");
-    let reason = run_session(&state, &peer, &mut socket).await;
-    state.metrics.agent_sessions.fetch_sub(1, Ordering::Relaxed);
-    tracing::info!(agent = %peer.agent, namespace = %peer.namespace, reason = %reason, "Agent session closed");
+/// One agent session. Every open session is one of these futures, resident for the agent's
+/// whole life, so its size is backend memory per idle agent (`-Zprint-type-sizes` on nightly
+/// shows it): the shared state and the identity are behind pointers (an `async fn` would also
+/// keep a second copy of its by-value arguments), and everything but the wait for the next
+/// wake-up runs in a boxed future of its own (a future is as large as its largest await).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its future"
+)]
+fn session(
+    state: Arc<AgentdState>,
+    peer: Box<Peer>,
+    mut socket: WebSocket,
+) -> impl Future<Output = ()> {
+    async move {
+        state.metrics.agent_sessions.fetch_add(1, Ordering::Relaxed);
+        Metrics::inc(&state.metrics.agent_sessions_total);
+        tracing::info!(agent = %peer.agent, namespace = %peer.namespace, user = %peer.identity.username, "Agent session opened");
+        let reason = run_session(&state, &peer, &mut socket).await;
+        state.metrics.agent_sessions.fetch_sub(1, Ordering::Relaxed);
+        tracing::info!(agent = %peer.agent, namespace = %peer.namespace, reason = %reason, "Agent session closed");
+    }
 }
 
-async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -> String {
-    // The stored configuration (or "not found") goes first, as Sensu's backend does.
+/// What an open session holds between frames.
+struct Live {
+    check_requests: BusSubscription,
+    config_updates: Arc<Mailbox<ConfigUpdate>>,
+    rbac_changes: tokio::sync::watch::Receiver<u64>,
+    _registration: Registration,
+}
+
+/// Why a session woke up.
+enum Wake {
+    Frame(Option<Result<WsMessage, axum::Error>>),
+    Shutdown,
+    Config(ConfigUpdate),
+    RbacChanged,
+    CheckRequest(Arc<CheckRequest>),
+    Idle,
+}
+
+/// Ends a session with the reason to log.
+type Ended = String;
+
+async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -> Ended {
+    let mut live = match Box::pin(open_session(state, peer, socket)).await {
+        Ok(live) => live,
+        Err(reason) => return reason,
+    };
+    loop {
+        let wake = tokio::select! {
+            _ = state.shutdown.cancelled() => Wake::Shutdown,
+            config = live.config_updates.recv() => Wake::Config(config),
+            Ok(()) = live.rbac_changes.changed() => Wake::RbacChanged,
+            request = live.check_requests.requests.recv() => Wake::CheckRequest(request),
+            m = tokio::time::timeout(SESSION_IDLE_TIMEOUT, socket.recv()) => match m {
+                Ok(frame) => Wake::Frame(frame),
+                Err(_) => Wake::Idle,
+            },
+        };
+        if let Err(reason) = Box::pin(on_wake(state, peer, socket, &mut live, wake)).await {
+            return reason;
+        }
+    }
+}
+
+/// Sends the stored configuration (or "not found") first, as Sensu's backend does, and puts
+/// the session on the bus and in the registry.
+async fn open_session(
+    state: &AgentdState,
+    peer: &Peer,
+    socket: &mut WebSocket,
+) -> Result<Live, Ended> {
     let config = match state
         .repo
         .get::<EntityConfig>(&keys::entity_config(&peer.namespace, &peer.agent))
@@ -390,144 +457,175 @@ async fn run_session(state: &AgentdState, peer: &Peer, socket: &mut WebSocket) -
         },
         Err(e) => {
             close(socket, wire::CLOSE_POLICY_VIOLATION, "store unavailable").await;
-            return format!("store error: {e}");
+            return Err(format!("store error: {e}"));
         }
     };
-    let mut check_requests = subscribe(state, peer, &config);
-    let mut last_entity: Option<proto_spec::v2::Entity> = None;
-    let (_registration, mut config_updates) = state.sessions.register(&peer.namespace, &peer.agent);
-    let mut rbac_changes = state.authz.changes();
+    let check_requests = subscribe(state, peer, &config);
+    let (registration, config_updates) = state.sessions.register(&peer.namespace, &peer.agent);
+    let rbac_changes = state.authz.changes();
     let frame = wire::encode(&Message::EntityConfig(Box::new(config)));
     if send(state, socket, WsMessage::Binary(frame.into()))
         .await
         .is_err()
     {
-        return "could not send entity_config".into();
+        return Err("could not send entity_config".into());
     }
-    loop {
-        let msg = tokio::select! {
-            _ = state.shutdown.cancelled() => {
-                close(socket, wire::CLOSE_NORMAL_GOING_AWAY, "backend shutting down").await;
-                return "backend shutdown".into();
+    Ok(Live {
+        check_requests,
+        config_updates,
+        rbac_changes,
+        _registration: registration,
+    })
+}
+
+async fn on_wake(
+    state: &AgentdState,
+    peer: &Peer,
+    socket: &mut WebSocket,
+    live: &mut Live,
+    wake: Wake,
+) -> Result<(), Ended> {
+    match wake {
+        Wake::Shutdown => {
+            close(
+                socket,
+                wire::CLOSE_NORMAL_GOING_AWAY,
+                "backend shutting down",
+            )
+            .await;
+            Err("backend shutdown".into())
+        }
+        Wake::Config(config) => {
+            // An operator (or the agent's own registration) changed the entity: follow its
+            // subscriptions from now on and tell the agent.
+            live.check_requests = subscribe(state, peer, &config);
+            let frame = wire::encode(&Message::EntityConfig(config));
+            send(state, socket, WsMessage::Binary(frame.into()))
+                .await
+                .map_err(|()| "could not send an entity_config update".into())
+        }
+        Wake::RbacChanged => {
+            // Roles or bindings changed: a session whose user lost `create` on `events` in
+            // its namespace ends, as its handshake would now be refused.
+            if may_send_events(&state.authz, &peer.identity, &peer.namespace) {
+                return Ok(());
             }
-            Some(config) = config_updates.recv() => {
-                // An operator (or the agent's own registration) changed the entity: follow
-                // its subscriptions from now on and tell the agent.
-                check_requests = subscribe(state, peer, &config);
-                let frame = wire::encode(&Message::EntityConfig(config));
-                if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
-                    return "could not send an entity_config update".into();
-                }
-                continue;
-            }
-            Ok(()) = rbac_changes.changed() => {
-                // Roles or bindings changed: a session whose user lost `create` on `events`
-                // in its namespace ends, as its handshake would now be refused.
-                if !may_send_events(&state.authz, &peer.identity, &peer.namespace) {
-                    Metrics::inc(&state.metrics.handshake_forbidden_total);
-                    close(socket, wire::CLOSE_POLICY_VIOLATION, "permission to create events in this namespace was revoked").await;
-                    return format!("user {:?} may no longer create events here", peer.identity.username);
-                }
-                continue;
-            }
-            Some(request) = check_requests.requests.recv() => {
-                // Boxed: its state (a store read, a blocking selection) would otherwise be part
-                // of every idle session's future.
-                let request = Box::pin(crate::assetsel::for_agent(state, &peer.namespace, &peer.agent, last_entity.as_ref(), request)).await;
-                let frame = wire::encode(&Message::CheckRequest(Box::new((*request).clone())));
-                if send(state, socket, WsMessage::Binary(frame.into())).await.is_err() {
-                    return "could not send a check request".into();
-                }
-                continue;
-            }
-            m = tokio::time::timeout(SESSION_IDLE_TIMEOUT, socket.recv()) => match m {
-                Ok(m) => m,
-                Err(_) => {
-                    close(socket, wire::CLOSE_POLICY_VIOLATION, "no frame or ping for too long").await;
-                    return format!("idle for {}s", SESSION_IDLE_TIMEOUT.as_secs());
-                }
-            },
-        };
-        let msg = match msg {
-            None => return "connection closed".into(),
-            Some(Err(e)) => {
-                let text = e.to_string();
-                // axum surfaces tungstenite's capacity error as a read error.
-                if text.contains("too long")
-                    || text.contains("too big")
-                    || text.contains("Space limit")
-                {
-                    Metrics::inc(&state.metrics.frames_oversized_total);
-                    let err = FrameError::TooLarge {
-                        size: 0,
-                        limit: wire::MAX_FRAME_BYTES,
-                    };
-                    close(socket, err.close_code(), "frame exceeds the size limit").await;
-                    return format!("oversized frame: {text}");
-                }
-                return format!("read error: {text}");
-            }
-            Some(Ok(m)) => m,
-        };
-        let data = match msg {
-            WsMessage::Binary(b) => b,
-            // Sensu agents only send binary frames; a text frame is accepted the same way.
-            WsMessage::Text(t) => axum::body::Bytes::from(t.as_str().to_owned()),
-            WsMessage::Close(_) => return "agent closed the session".into(),
-            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
-        };
-        Metrics::inc(&state.metrics.frames_received_total);
-        match wire::decode(&data) {
-            Ok(Message::Keepalive(event)) => {
-                // Asset builds are chosen against the entity the agent last reported.
-                last_entity.clone_from(&event.entity);
-                if !submit(state, peer, event, true, None).await {
-                    return "backend shutting down".into();
-                }
-            }
-            Ok(Message::Event(event)) => {
-                let id = event.id.filter(|_| peer.acks);
-                let (done, stored) = match id {
-                    Some(_) => {
-                        let (tx, rx) = tokio::sync::oneshot::channel();
-                        (Some(tx), Some(rx))
-                    }
-                    None => (None, None),
+            Metrics::inc(&state.metrics.handshake_forbidden_total);
+            close(
+                socket,
+                wire::CLOSE_POLICY_VIOLATION,
+                "permission to create events in this namespace was revoked",
+            )
+            .await;
+            Err(format!(
+                "user {:?} may no longer create events here",
+                peer.identity.username
+            ))
+        }
+        Wake::CheckRequest(request) => {
+            let request =
+                crate::assetsel::for_agent(state, &peer.namespace, &peer.agent, request).await;
+            let frame = wire::encode(&Message::CheckRequest(Box::new((*request).clone())));
+            send(state, socket, WsMessage::Binary(frame.into()))
+                .await
+                .map_err(|()| "could not send a check request".into())
+        }
+        Wake::Frame(frame) => on_frame(state, peer, socket, frame).await,
+        Wake::Idle => {
+            close(
+                socket,
+                wire::CLOSE_POLICY_VIOLATION,
+                "no frame or ping for too long",
+            )
+            .await;
+            Err(format!("idle for {}s", SESSION_IDLE_TIMEOUT.as_secs()))
+        }
+    }
+}
+
+async fn on_frame(
+    state: &AgentdState,
+    peer: &Peer,
+    socket: &mut WebSocket,
+    frame: Option<Result<WsMessage, axum::Error>>,
+) -> Result<(), Ended> {
+    let msg = match frame {
+        None => return Err("connection closed".into()),
+        Some(Err(e)) => {
+            let text = e.to_string();
+            // axum surfaces tungstenite's capacity error as a read error.
+            if text.contains("too long") || text.contains("too big") || text.contains("Space limit")
+            {
+                Metrics::inc(&state.metrics.frames_oversized_total);
+                let err = FrameError::TooLarge {
+                    size: 0,
+                    limit: wire::MAX_FRAME_BYTES,
                 };
-                if !submit(state, peer, event, false, done).await {
-                    return "backend shutting down".into();
+                close(socket, err.close_code(), "frame exceeds the size limit").await;
+                return Err(format!("oversized frame: {text}"));
+            }
+            return Err(format!("read error: {text}"));
+        }
+        Some(Ok(m)) => m,
+    };
+    let data = match msg {
+        WsMessage::Binary(b) => b,
+        // Sensu agents only send binary frames; a text frame is accepted the same way.
+        WsMessage::Text(t) => axum::body::Bytes::from(t.as_str().to_owned()),
+        WsMessage::Close(_) => return Err("agent closed the session".into()),
+        WsMessage::Ping(_) | WsMessage::Pong(_) => return Ok(()),
+    };
+    Metrics::inc(&state.metrics.frames_received_total);
+    match wire::decode(&data) {
+        Ok(Message::Keepalive(event)) => {
+            if !submit(state, peer, event, true, None).await {
+                return Err("backend shutting down".into());
+            }
+            Ok(())
+        }
+        Ok(Message::Event(event)) => {
+            let id = event.id.filter(|_| peer.acks);
+            let (done, stored) = match id {
+                Some(_) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    (Some(tx), Some(rx))
                 }
-                // Acknowledged only once durable in the store; a failed store write is not
-                // acknowledged, so the agent keeps the event and sends it again.
-                if let (Some(id), Some(stored)) = (id, stored)
-                    && stored.await.unwrap_or(false)
+                None => (None, None),
+            };
+            if !submit(state, peer, event, false, done).await {
+                return Err("backend shutting down".into());
+            }
+            // Acknowledged only once durable in the store; a failed store write is not
+            // acknowledged, so the agent keeps the event and sends it again.
+            if let (Some(id), Some(stored)) = (id, stored)
+                && stored.await.unwrap_or(false)
+            {
+                let ack = wire::encode(&Message::EventAck(Box::new(wire::EventAck { id })));
+                if send(state, socket, WsMessage::Binary(ack.into()))
+                    .await
+                    .is_err()
                 {
-                    let ack = wire::encode(&Message::EventAck(Box::new(wire::EventAck { id })));
-                    if send(state, socket, WsMessage::Binary(ack.into()))
-                        .await
-                        .is_err()
-                    {
-                        return "could not send an event acknowledgement".into();
-                    }
+                    return Err("could not send an event acknowledgement".into());
                 }
             }
-            Ok(other) => {
+            Ok(())
+        }
+        Ok(other) => {
+            Metrics::inc(&state.metrics.frames_malformed_total);
+            let reason = format!("agents may not send {} messages", other.type_name());
+            close(socket, wire::CLOSE_PROTOCOL_ERROR, &reason).await;
+            Err(reason)
+        }
+        Err(e) => {
+            if matches!(e, FrameError::TooLarge { .. }) {
+                Metrics::inc(&state.metrics.frames_oversized_total);
+            } else {
                 Metrics::inc(&state.metrics.frames_malformed_total);
-                let reason = format!("agents may not send {} messages", other.type_name());
-                close(socket, wire::CLOSE_PROTOCOL_ERROR, &reason).await;
-                return reason;
             }
-            Err(e) => {
-                if matches!(e, FrameError::TooLarge { .. }) {
-                    Metrics::inc(&state.metrics.frames_oversized_total);
-                } else {
-                    Metrics::inc(&state.metrics.frames_malformed_total);
-                }
-                let reason = e.to_string();
-                tracing::warn!(agent = %peer.agent, namespace = %peer.namespace, error = %reason, "Closing agent session on a bad frame");
-                close(socket, e.close_code(), &reason).await;
-                return reason;
-            }
+            let reason = e.to_string();
+            tracing::warn!(agent = %peer.agent, namespace = %peer.namespace, error = %reason, "Closing agent session on a bad frame");
+            close(socket, e.close_code(), &reason).await;
+            Err(reason)
         }
     }
 }
@@ -636,7 +734,10 @@ pub struct SessionRegistry {
 /// benches/RESULTS.md), with boxes it is about 300.
 type ConfigUpdate = Box<EntityConfig>;
 
-type SessionMap = std::collections::HashMap<(String, String), (u64, mpsc::Sender<ConfigUpdate>)>;
+/// How many configuration updates may wait for a session that is not keeping up.
+const CONFIG_UPDATES_QUEUED: usize = 4;
+
+type SessionMap = std::collections::HashMap<(String, String), (u64, Arc<Mailbox<ConfigUpdate>>)>;
 
 static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -662,21 +763,21 @@ impl SessionRegistry {
         self: &Arc<Self>,
         ns: &str,
         name: &str,
-    ) -> (Registration, mpsc::Receiver<ConfigUpdate>) {
-        let (tx, rx) = mpsc::channel(4);
+    ) -> (Registration, Arc<Mailbox<ConfigUpdate>>) {
+        let mailbox = Mailbox::new(CONFIG_UPDATES_QUEUED);
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         let key = (ns.to_string(), name.to_string());
         self.inner
             .lock()
             .expect("session registry lock")
-            .insert(key.clone(), (id, tx));
+            .insert(key.clone(), (id, mailbox.clone()));
         (
             Registration {
                 registry: self.clone(),
                 key,
                 id,
             },
-            rx,
+            mailbox,
         )
     }
 
@@ -685,15 +786,15 @@ impl SessionRegistry {
             config.metadata.namespace.clone(),
             config.metadata.name.clone(),
         );
-        let tx = self
+        let mailbox = self
             .inner
             .lock()
             .expect("session registry lock")
             .get(&key)
-            .map(|(_, tx)| tx.clone());
-        if let Some(tx) = tx {
+            .map(|(_, mailbox)| mailbox.clone());
+        if let Some(mailbox) = mailbox {
             // A session that is not keeping up gets the next change instead.
-            let _ = tx.try_send(Box::new(config));
+            let _ = mailbox.try_push(Box::new(config));
         }
     }
 }

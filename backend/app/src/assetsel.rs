@@ -2,14 +2,15 @@
 //!
 //! One published request reaches every agent of a subscription, whatever their platform, so
 //! the choice of build (sensu-compat 5.9: the first build whose filters all hold for the
-//! entity) is made per session, just before the frame leaves, against the entity the agent
-//! last reported in a keepalive (before the first one: the stored entity). Requests whose
-//! assets have no builds and no filters, the common case, pass through untouched.
+//! entity) is made per session, just before the frame leaves, against the stored entity
+//! (what the agent's keepalives reported; read only for requests that need a choice, so an
+//! idle session keeps no copy of it). Requests whose assets have no builds and no filters,
+//! the common case, pass through untouched.
 
 use std::sync::Arc;
 
 use proto_spec::tokens;
-use proto_spec::v2::{CheckRequest, Entity};
+use proto_spec::v2::CheckRequest;
 
 use crate::agentd::AgentdState;
 use crate::entities;
@@ -18,21 +19,17 @@ pub async fn for_agent(
     state: &AgentdState,
     namespace: &str,
     agent: &str,
-    known: Option<&Entity>,
     request: Arc<CheckRequest>,
 ) -> Arc<CheckRequest> {
     if !backend_pipeline::assets::needs_selection(&request) {
         return request;
     }
-    let entity = match known {
-        Some(e) => Some(e.clone()),
-        None => entities::get(&state.repo, namespace, agent)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(agent, error = %e, "Cannot read the entity to choose asset builds");
-                None
-            }),
-    };
+    let entity = entities::get(&state.repo, namespace, agent)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(agent, error = %e, "Cannot read the entity to choose asset builds");
+            None
+        });
     let data = entity
         .as_ref()
         .map(tokens::synthesize_entity)

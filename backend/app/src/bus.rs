@@ -14,12 +14,16 @@ use std::sync::{Arc, Mutex};
 use proto_spec::v2::CheckRequest;
 use tokio::sync::mpsc;
 
+use crate::mailbox::Mailbox;
+
 /// Capacity of one session's queue of pending check requests.
 pub const SESSION_QUEUE: usize = 100;
 
 type Topic = (String, String);
-/// A registered session: its id and the sending half of its queue.
-type SessionQueue = (u64, mpsc::Sender<Arc<CheckRequest>>);
+/// A session's queue of check requests.
+pub type RequestQueue = Arc<Mailbox<Arc<CheckRequest>>>;
+/// A registered session: its id and its queue.
+type SessionQueue = (u64, RequestQueue);
 
 #[derive(Default)]
 struct Inner {
@@ -77,7 +81,7 @@ pub struct BusSubscription {
     bus: Arc<CheckBus>,
     id: u64,
     topics: Vec<Topic>,
-    pub requests: mpsc::Receiver<Arc<CheckRequest>>,
+    pub requests: RequestQueue,
 }
 
 impl Drop for BusSubscription {
@@ -112,7 +116,7 @@ impl CheckBus {
         namespace: &str,
         subscriptions: &[String],
     ) -> BusSubscription {
-        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let queue = Mailbox::new(SESSION_QUEUE);
         let mut inner = self.inner.lock().expect("bus lock");
         inner.next_id += 1;
         let id = inner.next_id;
@@ -126,7 +130,7 @@ impl CheckBus {
                 .topics
                 .entry(topic.clone())
                 .or_default()
-                .push((id, tx.clone()));
+                .push((id, queue.clone()));
             topics.push(topic);
         }
         drop(inner);
@@ -140,7 +144,7 @@ impl CheckBus {
             bus: self.clone(),
             id,
             topics,
-            requests: rx,
+            requests: queue,
         }
     }
 
@@ -154,8 +158,8 @@ impl CheckBus {
         let inner = self.inner.lock().expect("bus lock");
         let topic = (namespace.to_string(), subscription.to_string());
         let mut delivered = 0;
-        for (_, tx) in inner.topics.get(&topic).into_iter().flatten() {
-            if tx.try_send(request.clone()).is_ok() {
+        for (_, queue) in inner.topics.get(&topic).into_iter().flatten() {
+            if queue.try_push(request.clone()).is_ok() {
                 delivered += 1;
             } else {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -180,8 +184,8 @@ impl CheckBus {
         let start = *inner.cursors.get(&topic).unwrap_or(&0);
         for step in 0..len {
             let idx = (start + step) % len;
-            let tx = inner.topics[&topic][idx].1.clone();
-            if tx.try_send(request.clone()).is_ok() {
+            let queue = inner.topics[&topic][idx].1.clone();
+            if queue.try_push(request.clone()).is_ok() {
                 inner.cursors.insert(topic, (idx + 1) % len);
                 return true;
             }
@@ -214,15 +218,15 @@ mod tests {
     #[tokio::test]
     async fn fan_out_and_entity_topics() {
         let bus = CheckBus::new();
-        let mut a = bus.subscribe("default", &["linux".into(), "entity:a".into()]);
-        let mut b = bus.subscribe("default", &["linux".into(), "entity:b".into()]);
+        let a = bus.subscribe("default", &["linux".into(), "entity:a".into()]);
+        let b = bus.subscribe("default", &["linux".into(), "entity:b".into()]);
         let _other_ns = bus.subscribe("prod", &["linux".into()]);
         assert_eq!(bus.publish("default", "linux", req(1)), 2);
         assert_eq!(bus.publish("default", "entity:b", req(2)), 1);
-        assert_eq!(a.requests.recv().await.unwrap().issued, 1);
-        assert_eq!(b.requests.recv().await.unwrap().issued, 1);
-        assert_eq!(b.requests.recv().await.unwrap().issued, 2);
-        assert!(a.requests.try_recv().is_err());
+        assert_eq!(a.requests.recv().await.issued, 1);
+        assert_eq!(b.requests.recv().await.issued, 1);
+        assert_eq!(b.requests.recv().await.issued, 2);
+        assert!(a.requests.try_recv().is_none());
         drop(b);
         assert_eq!(bus.subscribers("default", "linux"), 1);
         assert_eq!(bus.subscribers("default", "entity:b"), 0);
@@ -239,7 +243,7 @@ mod tests {
         }
         for s in &mut subs {
             let got: Vec<i64> =
-                std::iter::from_fn(|| s.requests.try_recv().ok().map(|r| r.issued)).collect();
+                std::iter::from_fn(|| s.requests.try_recv().map(|r| r.issued)).collect();
             assert_eq!(
                 got.len(),
                 2,
@@ -252,7 +256,7 @@ mod tests {
         }
         let counts: Vec<usize> = subs
             .iter_mut()
-            .map(|s| std::iter::from_fn(|| s.requests.try_recv().ok()).count())
+            .map(|s| std::iter::from_fn(|| s.requests.try_recv()).count())
             .collect();
         assert_eq!(counts, [2, 2]);
         drop(subs);

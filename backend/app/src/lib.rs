@@ -36,6 +36,7 @@ pub mod init;
 pub mod keepalived;
 pub mod keys;
 pub mod listener;
+pub mod mailbox;
 pub mod metrics;
 pub mod pipelined;
 pub mod rbac;

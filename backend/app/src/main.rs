@@ -58,8 +58,20 @@ fn main() -> ExitCode {
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(blocking_threads())
         .build()
         .context("cannot start the async runtime")
+}
+
+/// The blocking pool runs bcrypt checks and embedded-store reads (CPU work: more threads than
+/// cores only queue in the kernel instead of in tokio), the store's committer and asset
+/// downloads. tokio's default of 512 let a burst of agent handshakes start dozens of threads,
+/// and every thread that allocated keeps its own allocator pages after it exits: the backend's
+/// resident memory after 5,000 agents connected rose with the number of threads the burst
+/// happened to start (benches/RESULTS.md). Four per core, at least 16, bounds that.
+fn blocking_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    (cores * 4).max(16)
 }
 
 fn init_logging(store: &StoreFlags) -> Result<(), ExitCode> {

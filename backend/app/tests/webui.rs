@@ -393,7 +393,7 @@ async fn browser_live_updates_real_agent_accessibility_and_keyboard() {
         .await;
     }
     // Hears the adhoc requests to entity:web1 ("Re-run"), beside the real agent.
-    let mut rerun_spy = tb.bus.subscribe("ops", &["entity:web1".to_string()]);
+    let rerun_spy = tb.bus.subscribe("ops", &["entity:web1".to_string()]);
 
     let work = target_dir().join("webui-e2e");
     let modules = node_modules(&work);
@@ -516,7 +516,7 @@ async fn browser_live_updates_real_agent_accessibility_and_keyboard() {
     drop(agent);
     // "Re-run" reached entity:web1 (the agent ran it too: its result is the event's).
     let mut reruns = 0;
-    while let Ok(req) = rerun_spy.requests.try_recv() {
+    while let Some(req) = rerun_spy.requests.try_recv() {
         if req
             .config
             .as_ref()

@@ -131,16 +131,25 @@ pub struct EmbeddedOptions {
     /// How many recent changes are kept so a watch can start from a past revision. A watch
     /// starting before the oldest kept change gets [`StoreError::Compacted`] and must re-read.
     pub history_limit: usize,
+    /// The history also stops at this many bytes (keys and values as stored, i.e. compressed
+    /// where the record is), so large values cannot make it unbounded.
+    pub history_bytes: usize,
     /// How many undelivered changes a watcher may have queued (on top of the history replayed
     /// when it started) before it is cancelled with [`StoreError::WatcherLagged`].
     pub watch_buffer: usize,
+    /// redb's page cache (reads and the pages a commit writes). The OS page cache holds the
+    /// file anyway (redb reads with `pread`), so this only needs the hot pages: every page it
+    /// keeps is backend memory, and redb's own default (1 GiB) would grow with the data.
+    pub cache_bytes: usize,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             history_limit: 10_000,
+            history_bytes: 16 << 20,
             watch_buffer: 4_096,
+            cache_bytes: 4 << 20,
         }
     }
 }
@@ -188,8 +197,10 @@ pub struct EmbeddedStore {
 struct Shared {
     /// Last published revision.
     revision: Revision,
-    /// Recent events in revision order, whole revisions only.
-    history: VecDeque<WatchEvent>,
+    /// Recent changes in revision order, whole revisions only.
+    history: VecDeque<Recorded>,
+    /// What `history` holds, as [`Recorded::size`] counts it.
+    history_size: usize,
     /// Every event with a revision greater than this is still in `history`.
     history_start: Revision,
     watchers: Vec<Watcher>,
@@ -416,6 +427,7 @@ impl EmbeddedStore {
                 .map_err(|e| backend(format!("creating {}: {e}", parent.display())))?;
         }
         let db = Database::builder()
+            .set_cache_size(opts.cache_bytes)
             .create(path)
             .map_err(|e| backend(format!("opening {}: {e}", path.display())))?;
         Self::start(db, opts)
@@ -429,6 +441,7 @@ impl EmbeddedStore {
     /// [`EmbeddedStore::in_memory`] with non-default watch bounds.
     pub fn in_memory_with(opts: EmbeddedOptions) -> Result<Arc<Self>> {
         let db = Database::builder()
+            .set_cache_size(opts.cache_bytes)
             .create_with_backend(InMemoryBackend::new())
             .be()?;
         Self::start(db, opts)
@@ -471,6 +484,7 @@ impl EmbeddedStore {
             shared: Mutex::new(Shared {
                 revision,
                 history: VecDeque::new(),
+                history_size: 0,
                 history_start: revision,
                 watchers: Vec::new(),
             }),
@@ -501,6 +515,7 @@ impl EmbeddedStore {
             // Dropping the senders ends every watch with `None`.
             shared.watchers.clear();
             shared.history.clear();
+            shared.history_size = 0;
         }
         lock(&self.timers).clear();
         self.shutdown.notify_one();
@@ -660,27 +675,25 @@ impl EmbeddedStore {
         Ok(answers)
     }
 
-    fn publish(&self, revision: Revision, events: Vec<WatchEvent>) {
+    fn publish(&self, revision: Revision, changes: Vec<Change>) {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
         shared.revision = revision;
         let lag_limit = self.opts.watch_buffer;
-        for event in events {
+        for Change { event, recorded } in changes {
             shared.watchers.retain(|w| w.offer(&event, lag_limit));
-            shared.history.push_back(event);
+            shared.history_size += recorded.size();
+            shared.history.push_back(recorded);
         }
-        while shared.history.len() > self.opts.history_limit {
-            let Some(oldest) = shared.history.pop_front() else {
+        while shared.history.len() > self.opts.history_limit
+            || shared.history_size > self.opts.history_bytes
+        {
+            let Some(dropped) = shared.history.front().map(|r| r.mod_revision) else {
                 break;
             };
             // Drop the whole revision: a watch must never get half of a transaction.
-            let dropped = oldest.kv().mod_revision;
-            while shared
-                .history
-                .front()
-                .is_some_and(|e| e.kv().mod_revision == dropped)
-            {
-                shared.history.pop_front();
+            while let Some(oldest) = shared.history.pop_front_if(|r| r.mod_revision == dropped) {
+                shared.history_size -= oldest.size();
             }
             shared.history_start = dropped;
         }
@@ -766,15 +779,15 @@ impl EmbeddedStore {
             });
         }
         let prefix = prefix.as_bytes().to_vec();
-        let replay: Vec<&WatchEvent> = shared
+        let replay: Vec<&Recorded> = shared
             .history
             .iter()
-            .filter(|e| e.kv().mod_revision > after && e.kv().key.as_bytes().starts_with(&prefix))
+            .filter(|r| r.mod_revision > after && r.key.as_bytes().starts_with(&prefix))
             .collect();
         // Room for the replay, the lag allowance, and the final lag error.
         let (tx, rx) = mpsc::channel(replay.len() + self.opts.watch_buffer + 1);
-        for event in replay {
-            tx.try_send(Ok(event.clone()))
+        for recorded in replay {
+            tx.try_send(Ok(recorded.event()?))
                 .map_err(|e| backend(format!("watch replay: {e}")))?;
         }
         shared.watchers.retain(|w| !w.tx.is_closed());
@@ -915,7 +928,7 @@ struct Tx<'t> {
     /// The revision every change of the current request carries.
     rev: Revision,
     /// Changes of every request so far, in revision order.
-    events: Vec<WatchEvent>,
+    events: Vec<Change>,
     /// `events.len()` when the current request began.
     request_start: usize,
     /// Something was written (a key, or lease bookkeeping that does not bump the revision).
@@ -1039,9 +1052,8 @@ impl<'t> Tx<'t> {
             lease,
         };
         self.writes += 1;
-        self.kv
-            .insert(key.as_bytes(), encode(&kv).as_slice())
-            .be()?;
+        let record = encode(&kv);
+        self.kv.insert(key.as_bytes(), record.as_slice()).be()?;
         if let Some(prev) = prev
             && prev.lease != 0
             && prev.lease != lease
@@ -1051,7 +1063,14 @@ impl<'t> Tx<'t> {
         if lease != 0 {
             self.lease_keys.insert(lease, key.as_bytes()).be()?;
         }
-        self.events.push(WatchEvent::Put(kv));
+        self.events.push(Change {
+            recorded: Recorded {
+                key: key.into(),
+                mod_revision: self.rev,
+                record: Some(record.into_boxed_slice()),
+            },
+            event: WatchEvent::Put(kv),
+        });
         self.dirty = true;
         Ok(())
     }
@@ -1069,15 +1088,15 @@ impl<'t> Tx<'t> {
         if header.lease != 0 {
             self.lease_keys.remove(header.lease, key.as_bytes()).be()?;
         }
-        // Like etcd: a delete event carries only the key and the deleting revision.
-        self.events.push(WatchEvent::Delete(KeyValue {
-            key: key.to_owned(),
-            value: Vec::new(),
-            create_revision: 0,
+        let recorded = Recorded {
+            key: key.into(),
             mod_revision: self.rev,
-            version: 0,
-            lease: 0,
-        }));
+            record: None,
+        };
+        self.events.push(Change {
+            event: recorded.deletion(),
+            recorded,
+        });
         self.dirty = true;
         Ok(true)
     }
@@ -1271,6 +1290,48 @@ fn encode(kv: &KeyValue) -> Vec<u8> {
     }
     out.extend_from_slice(value);
     out
+}
+
+/// One committed change: what live watchers get, and what the history keeps of it.
+struct Change {
+    event: WatchEvent,
+    recorded: Recorded,
+}
+
+/// A change as the watch history keeps it: the record as stored (header, and the value
+/// compressed where the store keeps it compressed), not the decoded value. For events that is
+/// well under half the size; a watch replaying history decodes it then.
+struct Recorded {
+    key: Box<str>,
+    mod_revision: Revision,
+    /// `None` for a deletion.
+    record: Option<Box<[u8]>>,
+}
+
+impl Recorded {
+    /// What the history's byte bound counts for this change.
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.key.len() + self.record.as_ref().map_or(0, |r| r.len())
+    }
+
+    fn event(&self) -> Result<WatchEvent> {
+        match &self.record {
+            Some(record) => Ok(WatchEvent::Put(decode(self.key.to_string(), record)?)),
+            None => Ok(self.deletion()),
+        }
+    }
+
+    /// Like etcd: a delete event carries only the key and the deleting revision.
+    fn deletion(&self) -> WatchEvent {
+        WatchEvent::Delete(KeyValue {
+            key: self.key.to_string(),
+            value: Vec::new(),
+            create_revision: 0,
+            mod_revision: self.mod_revision,
+            version: 0,
+            lease: 0,
+        })
+    }
 }
 
 /// The fixed fields of a record, without its value.

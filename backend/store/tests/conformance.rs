@@ -103,6 +103,7 @@ mod embedded_only {
         let opts = EmbeddedOptions {
             history_limit: 10,
             watch_buffer: 64,
+            ..Default::default()
         };
         let s = EmbeddedStore::in_memory_with(opts).unwrap();
         let mut revs = Vec::new();
@@ -139,10 +140,66 @@ mod embedded_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_history_is_bounded_by_bytes_and_replays_values_exactly() {
+        // Compressible 4 KiB values (the history keeps them as stored, compressed) and
+        // incompressible ones (kept raw): a replay returns each exactly as written.
+        let compressible: Vec<u8> = b"{\"status\":0,\"output\":\"ok\"}".repeat(160);
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let random: Vec<u8> = (0..4096)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let opts = EmbeddedOptions {
+            history_bytes: 64 << 10,
+            ..Default::default()
+        };
+        let s = EmbeddedStore::in_memory_with(opts).unwrap();
+        let first = s.put("b/first", random.clone(), 0).await.unwrap();
+        let second = s.put("b/second", compressible.clone(), 0).await.unwrap();
+        s.delete("b/first").await.unwrap();
+        let mut w = s.watch("b/", first - 1).await.unwrap();
+        let put = next(&mut w).await.unwrap().unwrap();
+        assert!(
+            matches!(&put, WatchEvent::Put(kv) if kv.value == random && kv.mod_revision == first)
+        );
+        let put = next(&mut w).await.unwrap().unwrap();
+        assert!(
+            matches!(&put, WatchEvent::Put(kv) if kv.value == compressible && kv.mod_revision == second)
+        );
+        let gone = next(&mut w).await.unwrap().unwrap();
+        assert!(matches!(&gone, WatchEvent::Delete(kv) if kv.key == "b/first"));
+
+        // 64 KiB hold about 16 incompressible 4 KiB values but thousands of compressed ones:
+        // the byte bound, not the 10,000-change one, decides how far back a watch may start.
+        let mut revs = Vec::new();
+        for i in 0..40 {
+            revs.push(s.put(&format!("b/r{i}"), random.clone(), 0).await.unwrap());
+        }
+        assert!(matches!(
+            s.watch("b/", revs[0]).await,
+            Err(StoreError::Compacted { .. })
+        ));
+        let mut w = s.watch("b/", revs[30]).await.unwrap();
+        for r in &revs[31..] {
+            assert_eq!(next(&mut w).await.unwrap().unwrap().kv().mod_revision, *r);
+        }
+        for i in 0..40 {
+            s.put(&format!("b/c{i}"), compressible.clone(), 0)
+                .await
+                .unwrap();
+        }
+        s.watch("b/", revs[39]).await.unwrap();
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lagging_watcher_is_cancelled_without_blocking_writers() {
         let opts = EmbeddedOptions {
             history_limit: 100,
             watch_buffer: 8,
+            ..Default::default()
         };
         let s = EmbeddedStore::in_memory_with(opts).unwrap();
         let mut slow = s.watch("", 0).await.unwrap();
