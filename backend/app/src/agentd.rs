@@ -48,10 +48,10 @@ use crate::repo::Repo;
 pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Read size of one agent session. tungstenite keeps one buffer per session between frames:
-/// it starts at this size, grows (doubling) to hold the largest frame read, and the frame's
-/// payload is split off it; every byte of it is resident in every idle session. 512 bytes
-/// read a ~1.1 KB keepalive in three reads and end at about the frame's size, where 2 KiB
-/// ended at 4 KiB (heaptrack, benches/RESULTS.md).
+/// it starts at this size and grows (doubling) until it holds the frame being read, and every
+/// byte of it stays resident in every idle session. Starting at 2 KiB, ~1.1 KB keepalives left
+/// each session with 4 KiB, starting at 1 KiB with ~2.4 KB (heaptrack, benches/RESULTS.md);
+/// 512 bytes cost a keepalive three reads instead of one.
 const SESSION_READ_BUFFER_BYTES: usize = 512;
 /// How much tungstenite buffers before writing (a threshold, not an allocation).
 const SESSION_WRITE_BUFFER_BYTES: usize = 4096;

@@ -67,7 +67,10 @@
 //!   watcher sees every event after its start revision exactly once. Each watcher filters on its
 //!   own start revision, which covers a commit that is already in redb (and visible to a read)
 //!   but not yet published. Watchers never block writers: a full channel ends the watch with
-//!   [`StoreError::WatcherLagged`].
+//!   [`StoreError::WatcherLagged`]. The history keeps each change as its stored record (an
+//!   event's value compressed, ~800 bytes instead of ~3 KB), decoded only when a watch
+//!   replays it, within a count and a byte bound ([`EmbeddedOptions`]): it is memory the
+//!   backend holds whatever the load, so it must stay small and fixed.
 //! - **Leases**: TTLs are persisted; deadlines are in memory only, so after a restart every lease
 //!   gets a fresh full TTL (as etcd does after a leader change) instead of its keys vanishing
 //!   before clients had a chance to send a keep-alive. A background task expires leases (through
